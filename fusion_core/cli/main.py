@@ -1,0 +1,198 @@
+"""The ``fusion`` command: ``run``, ``models`` and ``pools``.
+
+Exit codes: 0 a fused answer (even if some candidates failed); 2 a usage or
+config error; 3 no candidate succeeded, or the judge hit an auth, credit or
+permission error, or a remote model was asked for with no key; 4 the judge
+failed (the candidates are still printed). Expected failures print one clear
+message and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from fusion_core.config import Config, load_config
+from fusion_core.engine import Fusion
+from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
+from fusion_core.events import RunFinished
+from fusion_core.options import LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL, add_run_options, resolve_settings
+from fusion_core.result import FusionResult
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NO_ANSWER = 3
+EXIT_JUDGE_FAILED = 4
+EXIT_INTERRUPTED = 130
+# Judge failures that no retry or other judge setting can fix: the user must act.
+_ACCOUNT_ERRORS = {"auth", "no_credits", "forbidden", "missing_key"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fusion", description="Run one prompt through a pool of LLMs and fuse their answers."
+    )
+    parser.add_argument("--config", help="path to fusion.toml (default: ./fusion.toml, then "
+                        "~/.config/fusion/config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="fuse the answers of a pool of models")
+    run.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    add_run_options(run)
+    run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    models = commands.add_parser("models", help="list an endpoint's models and prices")
+    models.add_argument("--endpoint", default="openrouter", help="a configured endpoint name")
+    models.add_argument("--filter", default="", help="only ids containing this text")
+    commands.add_parser("pools", help="list the configured pools")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fusion`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        config = load_config(_path(args.config))
+        if args.command == "run":
+            return _run(args, config, err)
+        if args.command == "models":
+            return asyncio.run(_models(args, config))
+        return _pools(config)
+    except (ConfigError, EgressBlocked) as exc:
+        _report(err, exc, args)
+        return EXIT_USAGE
+    except MissingKey as exc:
+        _report(err, exc, args)
+        return EXIT_NO_ANSWER
+    except FusionError as exc:
+        _report(err, exc, args)
+        return EXIT_NO_ANSWER
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: every request was cancelled")
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty", hint="Pass the prompt as an argument, or - for stdin.")
+    resolved = resolve_settings(args, config, os.environ)
+    if resolved.notice:
+        err.print(f"[cyan]{escape(resolved.notice)}[/]")
+    fusion = Fusion(config, local_only=resolved.local_only)
+    _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), err)
+    result = asyncio.run(_stream(fusion, prompt, resolved.settings, err))
+    return _finish(result, args.json, err)
+
+
+async def _stream(fusion: Fusion, prompt: str, settings: object, err: Console) -> FusionResult:
+    from fusion_core.cli.render import TerminalRenderer
+
+    result: FusionResult | None = None
+    try:
+        with TerminalRenderer(err) as renderer:
+            async for event in fusion.stream(prompt, settings):  # type: ignore[arg-type]
+                renderer.handle(event)
+                if isinstance(event, RunFinished):
+                    result = event.result
+    finally:
+        await fusion.aclose()
+    assert result is not None
+    return result
+
+
+def _finish(result: FusionResult, as_json: bool, err: Console) -> int:
+    from fusion_core.cli.render import print_summary
+
+    out = Console(highlight=False, soft_wrap=True)
+    if as_json:
+        print(result.to_json())
+    elif result.ok:
+        out.print(result.answer, markup=False)
+    elif result.status == "judge_failed":
+        for cand in result.candidates:
+            if cand.ok:
+                print(f"## {cand.model}\n\n{cand.text}\n")
+    print_summary(err, result)
+    if result.status == "all_failed":
+        hints = {c.error.hint for c in result.candidates if c.error and c.error.hint}
+        for hint in sorted(hints):
+            err.print(f"  → {escape(hint)}")
+        return EXIT_NO_ANSWER
+    if result.status == "judge_failed":
+        judge_error = result.judge.error if result.judge else None
+        if judge_error and judge_error.hint:
+            err.print(f"  → {escape(judge_error.hint)}")
+        if judge_error and judge_error.kind in _ACCOUNT_ERRORS:
+            return EXIT_NO_ANSWER
+        return EXIT_JUDGE_FAILED
+    return EXIT_OK
+
+
+def _prepare_local_models(specs: Sequence[str], err: Console) -> None:
+    """Assemble the embedded model before the run, with a progress bar the first time."""
+    if not any("local/gemma-3-270m" in spec for spec in specs):
+        return
+    from fusion_core.cli.progress import prepare_embedded_model
+
+    prepare_embedded_model(err)
+
+
+async def _models(args: argparse.Namespace, config: Config) -> int:
+    fusion = Fusion(config)
+    backend = fusion.resolver.http_backend(args.endpoint, require_key=False)
+    try:
+        models = await backend.list_models()
+    finally:
+        await fusion.aclose()
+    out = Console(highlight=False)
+    table_rows = [m for m in models if args.filter.lower() in m.id.lower()]
+    out.print(f"{'model':<48} {'context':>9} {'$/M in':>9} {'$/M out':>9}")
+    for info in sorted(table_rows, key=lambda m: m.id):
+        price_in = price_out = "-"
+        if info.pricing is not None:
+            price_in = f"{info.pricing.prompt * 1e6:.2f}"
+            price_out = f"{info.pricing.completion * 1e6:.2f}"
+        context = str(info.context_length or "-")
+        out.print(f"{info.id:<48} {context:>9} {price_in:>9} {price_out:>9}", markup=False)
+    return EXIT_OK
+
+
+def _pools(config: Config) -> int:
+    out = Console(highlight=False)
+    pools = list(config.pools.values())
+    if not pools:
+        out.print("No pools configured" + (f" in {config.path}" if config.path else "")
+                  + ". Built-in defaults:", markup=False)
+        pools = [LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL]
+    for pool in pools:
+        marker = " (default)" if config.default_pool == pool.name else ""
+        out.print(f"@{pool.name}{marker}: {', '.join(pool.models)}", markup=False)
+        out.print(f"    judge {pool.judge or '(default)'}, mode {pool.mode or 'merge'}", markup=False)
+    return EXIT_OK
+
+
+def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "error", "error": {"kind": exc.kind, "message": exc.message,
+                                                       "hint": exc.hint}}, indent=2))
+    err.print(f"[red]error:[/] {escape(exc.message)}")
+    if exc.hint:
+        err.print(f"  → {escape(exc.hint)}")
+
+
+def _path(value: str | None) -> object:
+    from pathlib import Path
+
+    return Path(value) if value else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

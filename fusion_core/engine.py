@@ -1,0 +1,347 @@
+"""The fusion engine: one prompt, a pool of models, a judge, one event stream.
+
+``Fusion.stream(prompt, settings)`` is the one way to run; ``arun`` collects
+the stream into a :class:`FusionResult`, and ``run``/``iter_events`` are the
+synchronous twins (see :mod:`fusion_core.sync`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import httpx
+
+from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
+from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
+from fusion_core.config import Config
+from fusion_core.errors import BackendError, ConfigError, FusionError
+from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
+from fusion_core.framing import Labeled, labels_for, new_nonce
+from fusion_core.judge import JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
+from fusion_core.models import BackendResolver, Member, expand_pool, split_judge_spec
+from fusion_core.modes import MODES, Verdict
+from fusion_core.modes.debate import DEFAULT_ROUNDS, Debate, converged
+from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
+from fusion_core.result import Candidate, FusionResult, JudgeOutcome, RunStatus
+from fusion_core.usage import Pricing, Usage
+
+DEFAULT_MODE = "merge"
+MAX_ROUNDS = 6
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run one fusion. ``pool`` holds model specs (see :mod:`fusion_core.models`)."""
+
+    pool: tuple[str, ...]
+    judge: str
+    mode: str = DEFAULT_MODE
+    rounds: int = DEFAULT_ROUNDS
+    quorum: int | None = None
+    swap: bool = False
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system: str | None = None
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+    def validate(self) -> None:
+        """Raise ConfigError for settings that cannot run."""
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}", hint=f"Use one of {', '.join(MODES)}.")
+        if not self.pool:
+            raise ConfigError("the pool is empty", hint="Pass --pool model1,model2,...")
+        if not self.judge:
+            raise ConfigError("no judge model", hint="Pass --judge MODEL.")
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise ConfigError(f"--rounds must be 1..{MAX_ROUNDS}", hint="The default is 2.")
+        if self.timeout_s <= 0:
+            raise ConfigError("--timeout must be positive", hint="It is in seconds, e.g. 60.")
+        if self.max_concurrency < 1:
+            raise ConfigError("max_concurrency must be at least 1", hint="The default is 8.")
+
+
+class Fusion:
+    """A fusion session: shares HTTP connections and loaded models across runs.
+
+    ``transport`` lets tests route HTTP through ``httpx.MockTransport``;
+    ``rng`` makes label shuffling reproducible; ``clock`` times candidates.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        local_only: bool = False,
+        env: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config or Config()
+        self._clients = HttpClients(transport)
+        self.resolver = BackendResolver(self.config, self._clients, local_only=local_only, env=env)
+        self._rng = rng or random.SystemRandom()
+        self._clock = clock
+
+    async def aclose(self) -> None:
+        """Close pooled HTTP connections."""
+        await self._clients.aclose()
+
+    def close(self) -> None:
+        """Close the session used from synchronous code (its loop thread and connections)."""
+        from fusion_core.sync import close_portal
+
+        close_portal(self)
+
+    def iter_events(self, prompt: str, settings: RunSettings) -> Iterator[Event]:
+        """The event stream, consumed from synchronous code; closing it cancels the run."""
+        from fusion_core.sync import iter_events
+
+        return iter_events(self, prompt, settings)
+
+    # The synchronous twins live in fusion_core.sync to keep this module about the engine.
+    def run(self, prompt: str, settings: RunSettings) -> FusionResult:
+        """Run to the end from synchronous code, even inside a running event loop."""
+        from fusion_core.sync import run_sync
+
+        return run_sync(self, prompt, settings)
+
+    async def arun(self, prompt: str, settings: RunSettings) -> FusionResult:
+        """Run to the end and return the result."""
+        result: FusionResult | None = None
+        async for event in self.stream(prompt, settings):
+            if isinstance(event, RunFinished):
+                result = event.result
+        assert result is not None  # stream() always ends with RunFinished
+        return result
+
+    async def stream(self, prompt: str, settings: RunSettings) -> AsyncIterator[Event]:
+        """Run a fusion, yielding events; the last event is always RunFinished.
+
+        Raises FusionError before the first event when the run cannot start
+        (bad settings, missing key, local-only refusal).
+        """
+        settings.validate()
+        plan = self._plan(prompt, settings)
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            try:
+                result = await self._execute(plan, queue.put_nowait)
+                queue.put_nowait(RunFinished(result=result))
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.create_task(produce())
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            await task  # re-raise anything unexpected from the producer
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    # -- planning: everything that can fail before a request is sent -----------
+
+    def _plan(self, prompt: str, settings: RunSettings) -> _Plan:
+        members = expand_pool(settings.pool)
+        judge_spec, likelihood = split_judge_spec(settings.judge)
+        self.resolver.check_egress([m.spec for m in members] + [judge_spec])
+        if settings.quorum is not None and not 1 <= settings.quorum <= len(members):
+            raise ConfigError(f"--quorum must be 1..{len(members)} for this pool",
+                              hint="Quorum counts successful candidates.")
+        backends = {m.name: self.resolver.resolve(m.spec) for m in members}
+        judge_backend, judge_model = self.resolver.resolve(judge_spec)
+        notices = []
+        if judge_spec in {m.spec for m in members}:
+            notices.append(f"the judge {judge_spec} is also in the pool: judges tend to prefer "
+                           "their own answers (self-preference bias); consider another judge")
+        mode_name = settings.mode
+        if likelihood and mode_name != "best-of":
+            notices.append(f"the likelihood judge can only pick, so mode {mode_name} runs as best-of")
+            mode_name = "best-of"
+        labels = labels_for(len(members))
+        self._rng.shuffle(labels)
+        return _Plan(
+            prompt=prompt, settings=replace(settings, mode=mode_name), members=members,
+            labels=dict(zip([m.name for m in members], labels, strict=True)),
+            backends=backends, judge_name=settings.judge, judge_backend=judge_backend,
+            judge_model=judge_model, likelihood=likelihood, notices=tuple(notices),
+            nonce=new_nonce(),
+        )
+
+    # -- execution ------------------------------------------------------------
+
+    async def _execute(self, plan: _Plan, emit: Callable[[Event], None]) -> FusionResult:
+        started = self._clock()
+        settings = plan.settings
+        # Fetch model catalogues (prices, structured-output support) while the pool works,
+        # so the judge can start the moment the last candidate finishes.
+        catalog = asyncio.create_task(self._catalog(plan))
+        emit(RunStarted(mode=settings.mode, models=tuple(m.name for m in plan.members),
+                        judge=plan.judge_name, rounds=settings.rounds if settings.mode == "debate" else 1))
+        for notice in plan.notices:
+            emit(Notice(message=notice))
+        try:
+            rounds = await self._rounds(plan, emit)
+            final = _latest_answers(rounds)
+            infos = await catalog
+        finally:
+            catalog.cancel()
+        final = [_priced(c, infos.get(plan.backends[c.model][1])) for c in final]
+        rounds = [[_priced(c, infos.get(plan.backends[c.model][1])) for c in rnd] for rnd in rounds]
+        survivors = [c for c in final if c.ok]
+        verdict = None
+        judge: JudgeOutcome | None = None
+        status: RunStatus = "all_failed"
+        if survivors:
+            verdict, judge = await self._judge(plan, survivors, infos, emit)
+            status = "ok" if verdict is not None else "judge_failed"
+        usage = sum((c.usage for rnd in rounds for c in rnd), Usage())
+        if judge is not None:
+            usage = usage + judge.usage
+        return FusionResult(
+            mode=settings.mode, status=status, answer=verdict.answer if verdict else "",
+            candidates=tuple(final), judge=judge, usage=usage, wall_s=self._clock() - started,
+            rounds=tuple(tuple(r) for r in rounds) if settings.mode == "debate" else (),
+            warnings=plan.notices,
+        )
+
+    async def _rounds(self, plan: _Plan, emit: Callable[[Event], None]) -> list[list[Candidate]]:
+        settings = plan.settings
+        first = [self._job(plan, m, _initial_messages(plan)) for m in plan.members]
+        rounds = [await self._round(plan, first, emit, 1)]
+        if settings.mode != "debate":
+            return rounds
+        mode = MODES["debate"]
+        assert isinstance(mode, Debate)
+        for number in range(2, settings.rounds + 1):
+            latest = _latest_answers(rounds)
+            alive = [c for c in latest if c.ok]
+            if len(alive) < 2:
+                break
+            jobs = []
+            for cand in alive:
+                others = [Labeled(o.label, o.text) for o in alive if o.model != cand.model]
+                messages = mode.revision_messages(question=plan.prompt, own_answer=cand.text,
+                                                  others=others, nonce=plan.nonce,
+                                                  round_number=number, system=settings.system)
+                member = next(m for m in plan.members if m.name == cand.model)
+                jobs.append(self._job(plan, member, messages))
+            rounds.append(await self._round(plan, jobs, emit, number))
+            previous = {c.model: c.text for c in alive}
+            now = [c for c in rounds[-1] if c.ok]
+            done = converged([previous[c.model] for c in now], [c.text for c in now])
+            emit(RoundFinished(round=number, converged=done))
+            if done:
+                break
+        return rounds
+
+    async def _round(self, plan: _Plan, jobs: list[Job], emit: Callable[[Event], None],
+                     number: int) -> list[Candidate]:
+        settings = plan.settings
+        # The quorum applies to the independent answers; revisions wait for every debater.
+        quorum = settings.quorum if number == 1 else None
+        return await run_round(jobs, emit=emit, round_number=number, quorum=quorum,
+                               timeout_s=settings.timeout_s,
+                               max_concurrency=settings.max_concurrency, clock=self._clock)
+
+    def _job(self, plan: _Plan, member: Member, messages: Sequence[Message]) -> Job:
+        settings = plan.settings
+        backend, model = plan.backends[member.name]
+        temperature = settings.temperature if settings.temperature is not None else member.temperature
+        request = ChatRequest(model=model, messages=tuple(messages), temperature=temperature,
+                              max_tokens=settings.max_tokens, seed=member.seed)
+        return Job(member=member.name, label=plan.labels[member.name], backend=backend,
+                   request=request)
+
+    async def _judge(self, plan: _Plan, survivors: list[Candidate], infos: dict[str, ModelInfo],
+                     emit: Callable[[Event], None]) -> tuple[Verdict | None, JudgeOutcome]:
+        backend = plan.judge_backend
+        use_likelihood = plan.likelihood or await _is_base_model(backend)
+        if use_likelihood:
+            if not isinstance(backend, Scorer):
+                raise ConfigError(f"{plan.judge_name} cannot score candidates",
+                                  hint="Use a local model for the likelihood judge.")
+            if plan.settings.mode != "best-of":
+                emit(Notice(message=f"{plan.judge_name} is a base model, so it judges by likelihood "
+                                    "(best-of) instead of writing a merged answer"))
+            return await judge_by_likelihood(plan.judge_name, backend, plan.prompt, survivors,
+                                             emit=emit)
+        info = infos.get(plan.judge_model)
+        call = JudgeCall(
+            name=plan.judge_name, backend=backend, model=plan.judge_model,
+            mode=MODES[plan.settings.mode], question=plan.prompt, nonce=plan.nonce,
+            use_json_schema=bool(info and info.supports_json_schema), system=plan.settings.system,
+            pricing=info.pricing if info else None,
+        )
+        return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
+
+    async def _catalog(self, plan: _Plan) -> dict[str, ModelInfo]:
+        """Model info for every HTTP backend in the run; missing catalogues are fine."""
+        backends = {id(b): b for b, _ in [*plan.backends.values(),
+                                          (plan.judge_backend, plan.judge_model)]}
+        infos: dict[str, ModelInfo] = {}
+        for backend in backends.values():
+            if isinstance(backend, ModelCatalog):
+                try:
+                    for info in await backend.list_models():
+                        infos[info.id] = info
+                except FusionError:
+                    continue  # prices and schema support are nice to have, not required
+        return infos
+
+
+@dataclass(frozen=True)
+class _Plan:
+    prompt: str
+    settings: RunSettings
+    members: list[Member]
+    labels: dict[str, str]
+    backends: dict[str, tuple[Backend, str]]
+    judge_name: str
+    judge_backend: Backend
+    judge_model: str
+    likelihood: bool
+    notices: tuple[str, ...]
+    nonce: str
+
+
+def _initial_messages(plan: _Plan) -> tuple[Message, ...]:
+    messages = []
+    if plan.settings.system:
+        messages.append(Message("system", plan.settings.system))
+    messages.append(Message("user", plan.prompt))
+    return tuple(messages)
+
+
+def _latest_answers(rounds: list[list[Candidate]]) -> list[Candidate]:
+    """Each member's latest successful answer (or its first-round failure)."""
+    latest: dict[str, Candidate] = {c.model: c for c in rounds[0]}
+    for rnd in rounds[1:]:
+        for cand in rnd:
+            if cand.ok or not latest[cand.model].ok:
+                latest[cand.model] = cand
+    return list(latest.values())
+
+
+def _priced(candidate: Candidate, info: ModelInfo | None) -> Candidate:
+    pricing: Pricing | None = info.pricing if info else None
+    usage = candidate.usage.with_estimated_cost(pricing)
+    return candidate if usage is candidate.usage else replace(candidate, usage=usage)
+
+
+async def _is_base_model(backend: Backend) -> bool:
+    is_instruct = getattr(backend, "is_instruct", None)
+    if is_instruct is None:
+        return False
+    try:
+        return not await is_instruct()
+    except BackendError:
+        return False

@@ -1,0 +1,187 @@
+"""Running the judge: an LLM judge reading framed candidates, or a likelihood judge.
+
+The LLM judge is one more backend call. Its reply is untrusted: it is parsed
+leniently, checked against the mode's schema, and repaired with one follow-up
+request if needed. If that fails too, the run keeps every candidate and
+reports ``judge_failed``; it never crashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from fusion_core.backends.base import Backend, ChatRequest, Message
+from fusion_core.errors import BackendError, FusionError, InternalError, JudgeError
+from fusion_core.events import Event, JudgeDelta, JudgeStarted
+from fusion_core.framing import Labeled, extract_json_object, judge_messages, repair_messages
+from fusion_core.modes.base import Mode, Verdict, VerdictFormatError
+from fusion_core.modes.best_of import combine_swapped
+from fusion_core.pool import error_info
+from fusion_core.result import Candidate, JudgeOutcome
+from fusion_core.usage import Pricing, Usage
+
+# Judges write JSON with an answer inside it; give them room for a full answer.
+DEFAULT_JUDGE_MAX_TOKENS = 4096
+
+Emit = Callable[[Event], None]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A local model that can rank continuations by log-probability."""
+
+    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """Length-normalised log-probability of each continuation given ``prompt``."""
+        ...
+
+
+@dataclass(frozen=True)
+class JudgeCall:
+    """Everything the LLM judge needs besides the candidates."""
+
+    name: str
+    backend: Backend
+    model: str
+    mode: Mode
+    question: str
+    nonce: str
+    use_json_schema: bool
+    temperature: float | None = 0.0
+    max_tokens: int | None = DEFAULT_JUDGE_MAX_TOKENS
+    system: str | None = None
+    pricing: Pricing | None = None
+
+
+async def judge_with_llm(
+    call: JudgeCall, candidates: Sequence[Candidate], *, swap: bool, emit: Emit
+) -> tuple[Verdict | None, JudgeOutcome]:
+    """Ask the judge (twice, in reversed order, with ``swap``) and read its verdict."""
+    texts = {c.label: c.text for c in candidates}
+    models = {c.label: c.model for c in candidates}
+    ordered = sorted(candidates, key=lambda c: (len(c.label), c.label))
+    orders = [ordered, list(reversed(ordered))] if swap and len(ordered) > 1 else [ordered]
+    usage = Usage()
+    replies: list[str] = []
+    verdicts: list[Verdict] = []
+    try:
+        for order in orders:
+            verdict, spent, raw = await _judge_once(call, order, texts, models, emit)
+            usage, replies = usage + spent, replies + raw
+            verdicts.append(verdict)
+    except _JudgeFailed as exc:
+        return None, _outcome(call, usage + exc.usage, replies + exc.replies, error=exc)
+    except BackendError as exc:
+        return None, _outcome(call, usage, replies, error=exc)
+    except Exception as exc:  # a backend bug must not lose the candidates
+        error = InternalError(f"judge {call.name}: {type(exc).__name__}: {exc}", model=call.model)
+        return None, _outcome(call, usage, replies, error=error)
+    verdict = verdicts[0]
+    if len(verdicts) == 2:
+        verdict = combine_swapped(verdicts[0], verdicts[1], {c.model: c.text for c in candidates})
+    return verdict, _outcome(call, usage, replies, verdict=verdict)
+
+
+async def judge_by_likelihood(
+    name: str, scorer: Scorer, question: str, candidates: Sequence[Candidate], *, emit: Emit
+) -> tuple[Verdict | None, JudgeOutcome]:
+    """best-of by the judge model's length-normalised log-probability of each candidate."""
+    emit(JudgeStarted(model=name))
+    try:
+        scores = await scorer.score(question, [c.text for c in candidates])
+    except FusionError as exc:
+        return None, JudgeOutcome(model=name, error=error_info(exc))
+    best = max(range(len(candidates)), key=lambda i: scores[i])
+    winner = candidates[best]
+    data = {
+        "method": "likelihood",
+        "winner": winner.model,
+        "winner_label": winner.label,
+        "scores": {c.model: round(s, 4) for c, s in zip(candidates, scores, strict=True)},
+    }
+    rationale = (f"{winner.label} has the highest mean token log-probability under {name} "
+                 f"({scores[best]:.3f}).")
+    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
+    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
+
+
+class _JudgeFailed(JudgeError):
+    def __init__(self, message: str, usage: Usage, replies: list[str]) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.replies = replies
+
+
+async def _judge_once(call: JudgeCall, order: Sequence[Candidate], texts: dict[str, str],
+                      models: dict[str, str], emit: Emit) -> tuple[Verdict, Usage, list[str]]:
+    labels = [c.label for c in order]
+    schema = call.mode.schema(labels)
+    messages = judge_messages(
+        instructions=call.mode.instructions,
+        question=call.question,
+        candidates=[Labeled(c.label, c.text) for c in order],
+        nonce=call.nonce,
+        schema_name=call.mode.schema_name,
+        schema=schema,
+        system=call.system,
+    )
+    usage = Usage()
+    replies: list[str] = []
+    for attempt in (1, 2):
+        emit(JudgeStarted(model=call.name, attempt=attempt))
+        reply, spent = await _ask(call, messages, schema, emit)
+        usage, replies = usage + spent, replies + [reply]
+        try:
+            return _read(call.mode, reply, texts, models), usage, replies
+        except VerdictFormatError as exc:
+            problem = str(exc)
+        messages = repair_messages(messages, reply, problem, schema)
+    raise _JudgeFailed(
+        f"the judge {call.name} answered off-format twice ({problem})", usage, replies)
+
+
+async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any],
+               emit: Emit) -> tuple[str, Usage]:
+    request = ChatRequest(
+        model=call.model,
+        messages=tuple(messages),
+        temperature=call.temperature,
+        max_tokens=call.max_tokens,
+        json_schema={"name": call.mode.schema_name, "schema": schema}
+        if call.use_json_schema else None,
+    )
+    parts: list[str] = []
+    usage = Usage()
+    stream = call.backend.stream(request)
+    try:
+        async for chunk in stream:
+            if chunk.text:
+                parts.append(chunk.text)
+                emit(JudgeDelta(text=chunk.text))
+            if chunk.usage is not None:
+                usage = chunk.usage
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return "".join(parts), usage.with_estimated_cost(call.pricing)
+
+
+def _read(mode: Mode, reply: str, texts: dict[str, str], models: dict[str, str]) -> Verdict:
+    data = extract_json_object(reply)
+    if data is None:
+        raise VerdictFormatError("it contains no JSON object")
+    return mode.read(data, texts, models)
+
+
+def _outcome(call: JudgeCall, usage: Usage, replies: list[str], *,
+             verdict: Verdict | None = None, error: FusionError | None = None) -> JudgeOutcome:
+    return JudgeOutcome(
+        model=call.name,
+        rationale=verdict.rationale if verdict else "",
+        verdict=verdict.data if verdict else {},
+        usage=usage,
+        error=error_info(error) if error else None,
+        raw_replies=tuple(replies),
+    )

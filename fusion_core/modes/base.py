@@ -1,0 +1,62 @@
+"""What every fusion mode provides: judge instructions, a schema, and a verdict reader.
+
+Modes build prompts and read verdicts; none of them touches HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class VerdictFormatError(ValueError):
+    """The judge's JSON does not follow the schema; the message says how."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judge decision with labels already mapped back to model names."""
+
+    answer: str
+    rationale: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Mode(Protocol):
+    name: str
+    schema_name: str
+    instructions: str
+
+    def schema(self, labels: list[str]) -> dict[str, Any]:
+        """The JSON schema of a verdict for a run with these labels."""
+        ...
+
+    def read(self, data: dict[str, Any], texts: Mapping[str, str],
+             models: Mapping[str, str]) -> Verdict:
+        """Check the judge's JSON and build the verdict; raises VerdictFormatError."""
+        ...
+
+
+def require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """``data[key]`` if present and of ``kind``, else a VerdictFormatError naming it."""
+    if key not in data:
+        raise VerdictFormatError(f"the field {key!r} is missing")
+    value = data[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise VerdictFormatError(f"the field {key!r} must be a number")
+    if not isinstance(value, kind):
+        raise VerdictFormatError(f"the field {key!r} has the wrong type")
+    return value
+
+
+def label_of(value: Any, models: Mapping[str, str], field_name: str) -> str:
+    """A label the judge wrote, checked against this run's labels."""
+    label = str(value).strip()
+    if label.lower().startswith("candidate "):
+        label = label[len("candidate "):].strip()
+    if label not in models:
+        raise VerdictFormatError(
+            f"{field_name} is {value!r}, which is not one of the labels {', '.join(models)}"
+        )
+    return label

@@ -1,0 +1,61 @@
+"""debate: models revise their answers after reading each other's, then the judge merges.
+
+Round 1 is the independent answers; each later round shows every model the
+others' latest answers (anonymised, as untrusted data) and asks it to revise.
+The debate stops early once no model changes its answer meaningfully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+
+from fusion_core.backends.base import Message
+from fusion_core.framing import DATA_NOTICE, Labeled, block
+from fusion_core.modes.merge import Merge
+
+DEFAULT_ROUNDS = 2
+# A revision at least this similar to the previous answer counts as "unchanged".
+CONVERGENCE_SIMILARITY = 0.9
+
+
+class Debate(Merge):
+    name = "debate"
+
+    def revision_messages(
+        self,
+        *,
+        question: str,
+        own_answer: str,
+        others: Sequence[Labeled],
+        nonce: str,
+        round_number: int,
+        system: str | None = None,
+    ) -> tuple[Message, ...]:
+        """The prompt for one member's revision in ``round_number`` (2 or later)."""
+        parts = [
+            DATA_NOTICE.format(nonce=nonce),
+            block("question", "Q", question, nonce),
+            "Your previous answer:",
+            block("answer", "YOURS", own_answer, nonce),
+            f"Answers from {len(others)} other experts:",
+            *(block("answer", o.label, o.text, nonce) for o in others),
+            f"This is revision round {round_number}. Critique the other answers briefly in your "
+            "head, fix any mistakes in yours, adopt what they got right, and keep what you are "
+            "sure of. Reply with your complete revised answer to the question only.",
+        ]
+        messages: list[Message] = []
+        if system:
+            messages.append(Message("system", system))
+        messages.append(Message("user", "\n\n".join(parts)))
+        return tuple(messages)
+
+
+def converged(previous: Sequence[str], current: Sequence[str]) -> bool:
+    """True when no member's answer changed meaningfully between two rounds."""
+    if len(previous) != len(current) or not current:
+        return False
+    return all(
+        SequenceMatcher(None, old, new).ratio() >= CONVERGENCE_SIMILARITY
+        for old, new in zip(previous, current, strict=True)
+    )

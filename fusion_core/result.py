@@ -1,0 +1,121 @@
+"""The outcome of a fusion run: plain data that serialises to JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fusion_core.usage import Usage
+
+CandidateStatus = Literal["waiting", "streaming", "ok", "failed", "cancelled"]
+RunStatus = Literal["ok", "judge_failed", "all_failed"]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a candidate or judge failed, in words fit for a user."""
+
+    kind: str
+    message: str
+    status: int | None = None
+    hint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        if self.status is not None:
+            data["status"] = self.status
+        if self.hint:
+            data["hint"] = self.hint
+        return data
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One pool member's answer in one round."""
+
+    model: str
+    label: str
+    status: CandidateStatus
+    text: str = ""
+    error: ErrorInfo | None = None
+    latency_s: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    round: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "label": self.label,
+            "status": self.status,
+            "text": self.text,
+            "error": self.error.to_dict() if self.error else None,
+            "latency_s": None if self.latency_s is None else round(self.latency_s, 4),
+            "usage": self.usage.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class JudgeOutcome:
+    """What the judge decided; ``verdict`` is mode-specific, labels mapped back to models."""
+
+    model: str
+    rationale: str = ""
+    verdict: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    error: ErrorInfo | None = None
+    raw_replies: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.model,
+            "rationale": self.rationale,
+            "verdict": self.verdict,
+            "usage": self.usage.to_dict(),
+        }
+        if self.error is not None:
+            data["error"] = self.error.to_dict()
+            data["raw_replies"] = list(self.raw_replies)
+        return data
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    """A finished run. ``answer`` is empty unless status is ``ok``."""
+
+    mode: str
+    status: RunStatus
+    answer: str
+    candidates: tuple[Candidate, ...]
+    judge: JudgeOutcome | None
+    usage: Usage
+    wall_s: float
+    rounds: tuple[tuple[Candidate, ...], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON shape (what ``fusion run --json`` prints)."""
+        data: dict[str, Any] = {
+            "mode": self.mode,
+            "answer": self.answer,
+            "status": self.status,
+            "judge": self.judge.to_dict() if self.judge else None,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "usage": self.usage.to_dict(),
+            "wall_s": round(self.wall_s, 4),
+            "warnings": list(self.warnings),
+        }
+        if self.mode == "debate":
+            data["rounds"] = [[c.to_dict() for c in rnd] for rnd in self.rounds]
+        return data
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

@@ -65,7 +65,7 @@ class Usage:
 
     def with_estimated_cost(self, pricing: Pricing | None) -> Usage:
         """Fill a missing provider cost from list prices, marked as estimated."""
-        if self.cost is not None or pricing is None:
+        if self.cost is not None or pricing is None or not self.total_tokens:
             return self
         return Usage(
             prompt_tokens=self.prompt_tokens,

@@ -253,7 +253,8 @@ class _Checker:
         value = data.get(key, {})
         if not isinstance(value, dict):
             self.fail(key, f"{key} must be a table", f"write it as [{key}]")
-        return value
+        table: dict[str, Any] = value
+        return table
 
     def opt(self, data: dict[str, Any], key: str, kind: type) -> Any:
         value = data.get(key)

@@ -9,7 +9,8 @@ reports ``judge_failed``; it never crashes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from fusion_core.backends.base import Backend, ChatRequest, Message
@@ -77,6 +78,7 @@ async def judge_with_llm(
     except Exception as exc:  # a backend bug must not lose the candidates
         error = InternalError(f"judge {call.name}: {type(exc).__name__}: {exc}", model=call.model)
         return None, _outcome(call, usage, replies, error=error)
+    verdicts = [replace(v, rationale=name_labels(v.rationale, models)) for v in verdicts]
     verdict = verdicts[0]
     if len(verdicts) == 2:
         verdict = combine_swapped(verdicts[0], verdicts[1], {c.model: c.text for c in candidates})
@@ -104,6 +106,19 @@ async def judge_by_likelihood(
                  f"({scores[best]:.3f}).")
     verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
     return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
+
+
+def name_labels(text: str, models: dict[str, str]) -> str:
+    """Spell out which model a label stands for: "Candidate B" → "Candidate B (openai/gpt-4o)"."""
+
+    def named(match: re.Match[str]) -> str:
+        model = models.get(match.group(2))
+        return f"{match.group(0)} ({model})" if model else match.group(0)
+
+    return _LABEL_MENTION.sub(named, text)
+
+
+_LABEL_MENTION = re.compile(r"\b([Cc]andidates?|[Aa]nswer) ([A-Z]{1,2})\b(?! \()")
 
 
 class _JudgeFailed(JudgeError):

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fusion_core.backends.base import Backend, ChatRequest
 from fusion_core.errors import BackendError, BackendTimeout, BadResponse, FusionError, InternalError
@@ -78,13 +79,13 @@ async def run_round(
                 quorum_met.set()
 
     tasks = [asyncio.create_task(one(i, job)) for i, job in enumerate(jobs)]
-    everyone = asyncio.gather(*tasks, return_exceptions=True)
+    everyone: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
     try:
         if quorum is None:
             await everyone
         else:
-            waiter = asyncio.create_task(quorum_met.wait())
-            await asyncio.wait({waiter, everyone}, return_when=asyncio.FIRST_COMPLETED)
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(quorum_met.wait())
+            await asyncio.wait([waiter, everyone], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
     finally:
         for task in tasks:

@@ -56,5 +56,5 @@ class RetryPolicy:
             return None
         if retry_after_s is not None:
             return retry_after_s if retry_after_s <= self.max_retry_after_s else None
-        backoff = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
-        return backoff * (0.75 + 0.5 * self.jitter())
+        backoff = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
+        return float(backoff * (0.75 + 0.5 * self.jitter()))

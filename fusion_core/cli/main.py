@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -188,9 +189,7 @@ def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
         err.print(f"  → {escape(exc.hint)}")
 
 
-def _path(value: str | None) -> object:
-    from pathlib import Path
-
+def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 

@@ -26,6 +26,7 @@ from fusion_core.events import (
     JudgeStarted,
     Notice,
     RoundFinished,
+    RunFinished,
     RunStarted,
 )
 from fusion_core.result import FusionResult
@@ -78,7 +79,7 @@ class RunView:
         elif isinstance(event, CandidateFailed):
             row = self.rows[event.model]
             row.state, row.latency_s = "failed", event.latency_s
-            row.detail = f"{event.error.kind}: {event.error.message}"
+            row.detail = f"{event.error.kind}: {event.error.message.removeprefix(event.model + ': ')}"
         elif isinstance(event, CandidateCancelled):
             row = self.rows[event.model]
             row.state, row.latency_s, row.detail = "cancelled", event.latency_s, "straggler cancelled"
@@ -86,6 +87,9 @@ class RunView:
             self.judge_state = "judging" if event.attempt == 1 else "repairing"
         elif isinstance(event, JudgeDelta):
             self.judge_chunks += 1
+        elif isinstance(event, RunFinished):
+            judge = event.result.judge
+            self.judge_state = "failed" if judge is None or judge.error else "done"
 
     def table(self) -> Table:
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
@@ -111,7 +115,8 @@ def format_cost(usage: Usage | None) -> str:
     """``$0.0012`` (``~`` when estimated from list prices), or blank when unknown."""
     if usage is None or usage.cost is None:
         return ""
-    return f"{'~' if usage.cost_estimated else ''}${usage.cost:.4f}"
+    digits = 6 if 0 < usage.cost < 0.01 else 4
+    return f"{'~' if usage.cost_estimated else ''}${usage.cost:.{digits}f}"
 
 
 class TerminalRenderer:
@@ -171,8 +176,9 @@ def print_summary(console: Console, result: FusionResult) -> None:
                   + escape(", ".join(answered) or "none"))
     for cand in result.candidates:
         if cand.status == "failed" and cand.error:
-            console.print(f"  [red]failed[/] {escape(cand.model)}: {cand.error.kind}: "
-                          f"{escape(cand.error.message)}", highlight=False)
+            message = cand.error.message.removeprefix(cand.model + ": ")
+            console.print(f"  [red]failed[/] {escape(cand.model)}: {cand.error.kind}: {escape(message)}",
+                          highlight=False)
         elif cand.status == "cancelled":
             console.print(f"  [yellow]cancelled[/] {escape(cand.model)} (quorum met)")
     if result.judge is not None:

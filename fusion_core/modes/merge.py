@@ -114,4 +114,4 @@ def _objects(data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
     values = require(data, key, list)
     if not all(isinstance(v, dict) for v in values):
         raise VerdictFormatError(f"every item of {key!r} must be an object")
-    return values
+    return [dict(v) for v in values]

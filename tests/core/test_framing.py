@@ -61,3 +61,11 @@ def test_extract_json_from_prose_and_fences() -> None:
     assert extract_json_object('I pick {"winner": "B"} because.') == {"winner": "B"}
     assert extract_json_object("no json here {oops") is None
     assert extract_json_object("[1, 2]") is None
+
+
+def test_rationale_labels_are_named() -> None:
+    from fusion_core.judge import name_labels
+
+    models = {"A": "openai/gpt-4o", "B": "google/gemini"}
+    text = name_labels("Candidate B beats candidate A. Answer Z is unknown.", models)
+    assert text == "Candidate B (google/gemini) beats candidate A (openai/gpt-4o). Answer Z is unknown."

@@ -205,3 +205,31 @@ def test_cli_pool_preset_and_stdin(server: TestServer, remote_env: dict[str, str
 def test_cli_models_lists_prices(server: TestServer, remote_env: dict[str, str]) -> None:
     run = cli(remote_env, "models", "--filter", "mock/alpha")
     assert run.returncode == 0 and "mock/alpha" in run.stdout
+
+
+def test_ctrl_c_cancels_and_closes_connections(server: TestServer, remote_env: dict[str, str]) -> None:
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "fusion_core", "run", "q", "--pool", "mock/hang,mock/alpha",
+                                "--judge", "mock/judge"], env=remote_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not any(r["model"] == "mock/hang" for r in server.log()):
+        assert time.monotonic() < deadline, "the run never reached the server"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    hang = next(r for r in server.log() if r["model"] == "mock/hang")
+    assert hang["disconnected"] is True
+
+
+async def test_timeout_fails_only_the_hanging_model(server: TestServer, remote_env: dict[str, str]) -> None:
+    fusion = Fusion(env=remote_env)
+    result = await fusion.arun("q", RunSettings(pool=("mock/alpha", "mock/hang"), judge="mock/judge",
+                                                mode="best-of", timeout_s=1.0))
+    await fusion.aclose()
+    hang = next(c for c in result.candidates if c.model == "mock/hang")
+    assert result.status == "ok" and hang.error is not None and hang.error.kind == "timeout"
+    assert 1.0 <= result.wall_s < 3

@@ -126,7 +126,6 @@ class Fusion:
         Raises FusionError before the first event when the run cannot start
         (bad settings, missing key, local-only refusal).
         """
-        settings.validate()
         plan = self._plan(prompt, settings)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
@@ -147,12 +146,19 @@ class Fusion:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    def preflight(self, settings: RunSettings) -> None:
+        """Raise now what ``stream`` would raise before its first event (nothing is loaded or sent)."""
+        settings.validate()
+        members = expand_pool(settings.pool)
+        judge_spec, _ = split_judge_spec(settings.judge)
+        self.resolver.check_egress([m.spec for m in members] + [judge_spec])
+
     # -- planning: everything that can fail before a request is sent -----------
 
     def _plan(self, prompt: str, settings: RunSettings) -> _Plan:
+        self.preflight(settings)
         members = expand_pool(settings.pool)
         judge_spec, likelihood = split_judge_spec(settings.judge)
-        self.resolver.check_egress([m.spec for m in members] + [judge_spec])
         if settings.quorum is not None and not 1 <= settings.quorum <= len(members):
             raise ConfigError(f"--quorum must be 1..{len(members)} for this pool",
                               hint="Quorum counts successful candidates.")

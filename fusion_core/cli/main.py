@@ -24,7 +24,13 @@ from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion
 from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
 from fusion_core.events import RunFinished
-from fusion_core.options import LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL, add_run_options, resolve_settings
+from fusion_core.options import (
+    EMBEDDED_MODEL,
+    LOCAL_DEFAULT_POOL,
+    REMOTE_DEFAULT_POOL,
+    add_run_options,
+    resolve_settings,
+)
 from fusion_core.result import FusionResult
 
 EXIT_OK = 0
@@ -88,7 +94,8 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     if resolved.notice:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
     fusion = Fusion(config, local_only=resolved.local_only)
-    _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), err)
+    fusion.preflight(resolved.settings)
+    _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
     result = asyncio.run(_stream(fusion, prompt, resolved.settings, err))
     return _finish(result, args.json, err)
 
@@ -137,13 +144,13 @@ def _finish(result: FusionResult, as_json: bool, err: Console) -> int:
     return EXIT_OK
 
 
-def _prepare_local_models(specs: Sequence[str], err: Console) -> None:
+def _prepare_local_models(specs: Sequence[str], config: Config, err: Console) -> None:
     """Assemble the embedded model before the run, with a progress bar the first time."""
-    if not any("local/gemma-3-270m" in spec for spec in specs):
+    if not any(EMBEDDED_MODEL in spec for spec in specs):
         return
     from fusion_core.cli.progress import prepare_embedded_model
 
-    prepare_embedded_model(err)
+    prepare_embedded_model(err, config.local)
 
 
 async def _models(args: argparse.Namespace, config: Config) -> int:

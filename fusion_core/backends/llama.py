@@ -1,0 +1,381 @@
+"""The in-process llama.cpp backend: local GGUF models (``local/NAME``, ``gguf:/path``).
+
+One :class:`LocalModel` per model file (and load settings) per process: however many pool members
+or specs name the same file, the weights load once, lazily, in a worker
+thread. A llama.cpp context is not thread-safe, so every use of a model runs
+on that model's single worker thread and under its lock; pool members of the
+same model take turns, and because they share one context the second sample
+reuses the first one's evaluated prompt (llama-cpp-python keeps the KV cache
+of the longest common token prefix), so prefill is paid once.
+
+Generation streams tokens back to the event loop as they are produced;
+closing the stream sets a flag the worker checks before every token. The
+likelihood judge (:meth:`LlamaBackend.score`) decodes only the candidate's
+tokens on top of the cached prompt and reads their logits directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fusion_core.backends.base import ChatRequest, Chunk, Message
+from fusion_core.backends.llama_memory import BACKEND_NAME, LoadSettings, LocalModel
+from fusion_core.backends.llama_prompts import PromptPlan, StopScanner, build_prompt, detect_instruct
+from fusion_core.config import LocalConfig
+from fusion_core.errors import BackendError, BadRequest, FusionError
+from fusion_core.local_models import (
+    EMBEDDED_MODEL,
+    GGUF_PREFIX,
+    embedded_model_ready,
+    prepare_embedded_model,
+    resolve_model_path,
+)
+from fusion_core.usage import Usage
+
+if TYPE_CHECKING:  # imported on first use, so a missing [local] extra is a ModelLoadError
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "LlamaBackend",
+    "LoadSettings",
+    "LocalModel",
+    "embedded_model_ready",
+    "local_backend",
+    "prepare_embedded_model",
+]
+
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_TEMPERATURE = 0.8
+TOP_K = 40
+TOP_P = 0.95
+MIN_P = 0.05
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    temperature: float
+    max_tokens: int
+    seed: int
+    json_schema: str | None = None
+
+
+class LlamaBackend:
+    """The Backend protocol over one in-process llama.cpp model."""
+
+    def __init__(
+        self, model: LocalModel, *, instruct: bool | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.name = BACKEND_NAME
+        self.model = model
+        self._instruct_override = instruct
+        self._clock = clock
+
+    async def load(self) -> None:
+        """Load the model now (off the event loop) instead of on first use."""
+        if not self.model.loaded:
+            await self.model.run(self.model.load)
+
+    async def is_instruct(self) -> bool:
+        """Whether prompts get the chat template (instruction-tuned) or document framing (base)."""
+        if self._instruct_override is not None:
+            return self._instruct_override
+        await self.load()
+        return detect_instruct(self.model.metadata)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """Stream the reply, generated in the model's worker thread; closing it stops generation."""
+        await self.load()
+        plan = await self.prompt_plan(request.messages, request.stop)
+        sampling = _Sampling(
+            temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
+            max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+            # llama.cpp seeds are uint32.
+            seed=random.randrange(2**31) if request.seed is None else request.seed & 0xFFFFFFFF,
+            json_schema=json.dumps(request.json_schema) if request.json_schema else None,
+        )
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                cancel.set()
+
+        def work() -> None:
+            try:
+                self._generate(plan, sampling, cancel, emit, request.model)
+            except BaseException as exc:  # re-raised in the consumer below
+                emit(exc)
+            finally:
+                emit(_DONE)
+
+        job = self.model.submit(work)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, FusionError):
+                    raise item
+                if isinstance(item, BaseException):
+                    raise self._translate(item, request.model) from item
+                yield item
+        finally:
+            # Stop at the next token (or before starting, if still queued behind the lock).
+            cancel.set()
+            job.cancel()
+
+    async def score(self, prompt: str, continuations: Sequence[str], *, reviewer: bool = False) -> list[float]:
+        """Each continuation's mean per-token log-probability given ``prompt``.
+
+        With ``reviewer`` (Coder-Reviewer reranking) the mean log-probability of the
+        prompt given the continuation is added; it costs one extra prefill per candidate.
+        An empty continuation scores ``-inf``.
+        """
+        await self.load()
+
+        def work() -> list[float]:
+            with self.model.lock:
+                try:
+                    return [self._score_one(prompt, text, reviewer) for text in continuations]
+                finally:
+                    _refresh_last_logits(self.model.llama)
+
+        try:
+            return await self.model.run(work)
+        except FusionError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, self.model.path.name) from exc
+
+    async def prompt_plan(self, messages: Sequence[Message], stop: Sequence[str] = ()) -> PromptPlan:
+        """The exact prompt text and stop sequences this model gets for ``messages``."""
+        instruct = await self.is_instruct()
+        try:
+            plan = build_prompt(
+                messages,
+                instruct=instruct,
+                metadata=self.model.metadata,
+                bos=self.model.bos_text,
+                eos=self.model.eos_text,
+            )
+        except Exception as exc:  # a broken Jinja template in the GGUF
+            raise BadRequest(
+                f"cannot render the chat template of {self.model.path}: {exc}",
+                backend=self.name,
+                model=str(self.model.path),
+                hint="Set [local] instruct = false to use plain document prompts.",
+            ) from exc
+        stops = plan.stop + tuple(s for s in stop if s not in plan.stop)
+        return PromptPlan(text=plan.text, stop=stops, special=plan.special, add_bos=plan.add_bos, lstrip=plan.lstrip)
+
+    def _translate(self, exc: BaseException, model: str) -> BackendError:
+        return BackendError(
+            f"llama.cpp failed: {exc}",
+            backend=self.name,
+            model=model,
+            hint="Try a smaller prompt or max_tokens, or a larger [local] n_ctx.",
+        )
+
+    def _generate(
+        self, plan: PromptPlan, sampling: _Sampling, cancel: threading.Event, emit: Callable[[Any], None], model_id: str
+    ) -> None:
+        import llama_cpp.llama_cpp as llama_c
+
+        with self.model.lock:
+            if cancel.is_set():
+                return
+            start = self._clock()
+            llm = self.model.llama
+            tokens = llm.tokenize(plan.text.encode("utf-8"), add_bos=plan.add_bos, special=plan.special)
+            n_ctx = llm.n_ctx()
+            if len(tokens) >= n_ctx:
+                raise BadRequest(
+                    f"the prompt is {len(tokens)} tokens; the context holds {n_ctx}",
+                    backend=self.name,
+                    model=model_id,
+                    hint="Shorten the prompt or raise [local] n_ctx in fusion.toml.",
+                )
+            budget = min(sampling.max_tokens, n_ctx - len(tokens))
+            # Same prompt as the previous sample: llama-cpp-python keeps these tokens' KV cache.
+            cached = min(_common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens), len(tokens) - 1)
+            llm.set_seed(sampling.seed)
+            vocab = llama_c.llama_model_get_vocab(llm.model)
+            scanner = StopScanner(plan.stop, lstrip=plan.lstrip)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            produced, finish = 0, "length"
+            tokens_out = llm.generate(
+                tokens,
+                temp=sampling.temperature,
+                top_k=TOP_K,
+                top_p=TOP_P,
+                min_p=MIN_P,
+                repeat_penalty=1.0,
+                grammar=_json_grammar(sampling.json_schema),
+            )
+            try:
+                for token in tokens_out:
+                    if cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if llama_c.llama_vocab_is_eog(vocab, token):
+                        finish = "stop"
+                        break
+                    produced += 1
+                    text = scanner.feed(decoder.decode(llm.detokenize([token])))
+                    if text:
+                        emit(Chunk(text=text))
+                    if scanner.stopped:
+                        finish = "stop"
+                        break
+                    if produced >= budget:
+                        break
+            finally:
+                tokens_out.close()
+            tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
+            if tail:
+                emit(Chunk(text=tail))
+            usage = Usage(
+                prompt_tokens=len(tokens),
+                completion_tokens=produced,
+                cost=0.0,
+                cached_tokens=cached,
+                compute_s=self._clock() - start,
+            )
+            emit(Chunk(usage=usage, finish_reason=finish))
+
+    def _score_one(self, prompt: str, continuation: str, reviewer: bool) -> float:
+        llm = self.model.llama
+        cont = llm.tokenize(continuation.encode("utf-8"), add_bos=False)
+        if not cont:
+            return float("-inf")
+        context = llm.tokenize(prompt.encode("utf-8"), add_bos=True)
+        score = _mean_logprob(llm, context, cont)
+        if reviewer:
+            back_context = llm.tokenize(continuation.encode("utf-8") + b"\n", add_bos=True)
+            back = llm.tokenize(prompt.encode("utf-8"), add_bos=False)
+            if back:
+                score += _mean_logprob(llm, back_context, back)
+        return score
+
+
+def _json_grammar(schema: str | None) -> LlamaGrammar | None:
+    """A grammar that makes the reply follow ``schema`` (about 2x slower per token), if it converts."""
+    if schema is None:
+        return None
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema, verbose=False)
+    except Exception as exc:  # an unsupported schema feature: the reply is then unconstrained
+        _log.debug("json_schema not enforced: %s", exc)
+        return None
+
+
+def _mean_logprob(llm: llama_cpp.Llama, context: list[int], cont: list[int]) -> float:
+    """Mean over i of log p(cont[i] | context + cont[:i]), computing logits for those rows only.
+
+    The context minus its last token goes through ``Llama.eval`` (so it is cached and
+    shared by every candidate); then [last context token] + cont[:-1] is decoded with
+    logits requested for each position. ``logits_all=True`` would instead compute the
+    262k-wide logits for the whole prompt, which made prefill ~5x slower.
+    """
+    import llama_cpp.llama_cpp as llama_c
+    import numpy as np
+
+    if len(context) + len(cont) > llm.n_ctx():
+        raise BadRequest(
+            f"prompt + candidate is {len(context) + len(cont)} tokens; the context holds {llm.n_ctx()}",
+            backend=BACKEND_NAME,
+            hint="Raise [local] n_ctx in fusion.toml.",
+        )
+    prefix, feed = context[:-1], context[-1:] + cont[:-1]
+    # Llama.eval drops the KV cache past n_tokens, so truncating n_tokens to the shared
+    # prefix is how a cached prompt is kept and the previous candidate thrown away.
+    llm.n_tokens = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prefix)
+    llm.eval(prefix[llm.n_tokens :])
+    n_vocab = llm.n_vocab()
+    out = np.empty(len(cont), dtype=np.float64)
+    batch = llama_c.llama_batch_init(llm.n_batch, 0, 1)
+    try:
+        for begin in range(0, len(feed), llm.n_batch):
+            part = feed[begin : begin + llm.n_batch]
+            batch.n_tokens = len(part)
+            for i, token in enumerate(part):
+                batch.token[i] = token
+                batch.pos[i] = len(prefix) + begin + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = True
+            if llama_c.llama_decode(llm.ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed while scoring")
+            rows = np.ctypeslib.as_array(llama_c.llama_get_logits(llm.ctx), shape=(len(part) * n_vocab,)).reshape(
+                len(part), n_vocab
+            )
+            # float32 throughout: a float64 copy of 262k-wide rows costs 10x the softmax itself.
+            top = rows.max(axis=1)
+            log_norm = top + np.log(np.exp(rows - top[:, None]).sum(axis=1))
+            targets = np.asarray(cont[begin : begin + len(part)])
+            out[begin : begin + len(part)] = rows[np.arange(len(part)), targets] - log_norm
+    finally:
+        llama_c.llama_batch_free(batch)
+        # Forget the candidate's tokens; the shared prefix stays cached for the next one.
+        llm.n_tokens = min(llm.n_tokens, len(prefix))
+        llama_c.llama_memory_seq_rm(llama_c.llama_get_memory(llm.ctx), 0, llm.n_tokens, -1)
+    return float(out.mean())
+
+
+def _refresh_last_logits(llm: llama_cpp.Llama) -> None:
+    # Scoring overwrote the context's last logits; Llama.generate samples straight from them
+    # when its prompt is exactly the cached tokens, so re-decode the last cached token.
+    if llm.n_tokens > 0:
+        last = int(llm.input_ids[llm.n_tokens - 1])
+        llm.n_tokens -= 1
+        llm.eval([last])
+
+
+_CACHE_LOCK = threading.Lock()
+_MODELS: dict[tuple[Path, LoadSettings], LocalModel] = {}
+_BACKENDS: dict[tuple[Path, LoadSettings, bool | None], LlamaBackend] = {}
+
+
+def local_backend(spec: str, config: LocalConfig) -> tuple[LlamaBackend, str]:
+    """The process-wide backend for a ``local/NAME`` or ``gguf:/path`` spec, and its model id."""
+    path, embedded = resolve_model_path(spec, config)
+    key_path = path.resolve()
+    settings = LoadSettings.from_config(config)
+    with _CACHE_LOCK:
+        model = _MODELS.get((key_path, settings))
+        if model is None:
+            model = LocalModel(path, settings, embedded=embedded, embedded_cache_dir=config.cache_dir)
+            _MODELS[(key_path, settings)] = model
+        backend = _BACKENDS.get((key_path, settings, config.instruct))
+        if backend is None:
+            backend = LlamaBackend(model, instruct=config.instruct)
+            _BACKENDS[(key_path, settings, config.instruct)] = backend
+    model_id = EMBEDDED_MODEL if embedded else (path.name if spec.startswith(GGUF_PREFIX) else spec.split("/", 1)[1])
+    return backend, model_id

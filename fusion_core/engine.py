@@ -165,7 +165,7 @@ class Fusion:
         backends = {m.name: self.resolver.resolve(m.spec) for m in members}
         judge_backend, judge_model = self.resolver.resolve(judge_spec)
         notices = []
-        if judge_spec in {m.spec for m in members}:
+        if judge_spec in {m.spec for m in members} and not likelihood:
             notices.append(f"the judge {judge_spec} is also in the pool: judges tend to prefer "
                            "their own answers (self-preference bias); consider another judge")
         mode_name = settings.mode

@@ -102,8 +102,8 @@ async def judge_by_likelihood(
         "winner_label": winner.label,
         "scores": {c.model: round(s, 4) for c, s in zip(candidates, scores, strict=True)},
     }
-    rationale = (f"{winner.label} has the highest mean token log-probability under {name} "
-                 f"({scores[best]:.3f}).")
+    rationale = (f"{winner.label} ({winner.model}) has the highest mean token log-probability "
+                 f"under {name} ({scores[best]:.3f}).")
     verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
     return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
 

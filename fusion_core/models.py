@@ -36,7 +36,9 @@ GGUF_PREFIX = "gguf:"
 LIKELIHOOD_PREFIX = "likelihood:"
 MAX_SAMPLES = 16
 # Samples of one model differ by seed, and by a small temperature spread when none is given.
-SAMPLE_TEMPERATURES = (0.7, 0.9, 1.1)
+# The first sample is greedy: on small models it is often the best one, and the judge
+# then chooses between it and more adventurous samples.
+SAMPLE_TEMPERATURES = (0.0, 0.7, 1.0)
 
 _SAMPLES = re.compile(r"^(?P<spec>.+?)\*(?P<n>\d+)$")
 

@@ -10,6 +10,7 @@ KeyboardInterrupt in the caller's thread) able to cancel the run.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Iterator
@@ -68,7 +69,11 @@ def iter_events(fusion: Fusion, prompt: str, settings: RunSettings) -> Iterator[
         finally:
             events.put(None)
 
-    future: Future[None] = portal.start_task_soon(pump)
+    # A plain asyncio task, not portal.start_task_soon: anyio's cancel scope would cancel
+    # every await of the cleanup too, so HTTP streams were abandoned instead of closed.
+    loop = portal.call(asyncio.get_running_loop)
+    future: Future[None] = asyncio.run_coroutine_threadsafe(pump(), loop)
+    ended = False  # the pump's final None was read; its future may still be settling
     try:
         while True:
             try:
@@ -76,12 +81,13 @@ def iter_events(fusion: Fusion, prompt: str, settings: RunSettings) -> Iterator[
             except queue.Empty:
                 continue
             if item is None:
+                ended = True
                 break
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
-        if not future.done():
+        if not ended:
             future.cancel()
             # Wait until the run has really stopped (connections closed, llama.cpp halted).
             while True:

@@ -9,6 +9,7 @@ the stream raises, and the last event carries usage with cost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -50,10 +51,13 @@ class HttpClients:
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._transport = transport
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        # Keyed by event loop too: a client's connections belong to the loop that opened them,
+        # and one session may be used from its own sync loop thread and from the caller's loop.
+        self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
 
     def get(self, base_url: str) -> httpx.AsyncClient:
-        client = self._clients.get(base_url)
+        key = (base_url, id(asyncio.get_running_loop()))
+        client = self._clients.get(key)
         if client is None or client.is_closed:
             client = httpx.AsyncClient(
                 base_url=base_url,
@@ -61,13 +65,15 @@ class HttpClients:
                 limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
                 follow_redirects=False,
             )
-            self._clients[base_url] = client
+            self._clients[key] = client
         return client
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        """Close the clients of the running loop (others close with their loop)."""
+        loop_id = id(asyncio.get_running_loop())
+        mine = [key for key in self._clients if key[1] == loop_id]
+        for key in mine:
+            await self._clients.pop(key).aclose()
 
 
 class OpenAICompatibleBackend:

@@ -11,6 +11,7 @@ KeyboardInterrupt in the caller's thread) able to cancel the run.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import queue
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,19 @@ POLL_S = 0.1
 
 _lock = threading.Lock()
 _portals: dict[int, tuple[AbstractContextManager[BlockingPortal], BlockingPortal]] = {}
+
+
+def _close_all() -> None:
+    # A script that never called close() would otherwise hang at exit: the portal's
+    # loop thread waits for a shutdown that interpreter teardown never asks for.
+    with _lock:
+        entries = list(_portals.values())
+        _portals.clear()
+    for manager, _ in entries:
+        manager.__exit__(None, None, None)
+
+
+atexit.register(_close_all)
 
 
 def portal_for(fusion: Fusion) -> BlockingPortal:

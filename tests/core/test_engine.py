@@ -177,3 +177,20 @@ def test_sync_run_works_inside_a_running_loop() -> None:
         assert asyncio.run(inside_loop()) == "x [BEST]"
     finally:
         fusion.close()
+
+
+def test_a_script_that_never_closes_still_exits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    script = tmp_path / "noclose.py"
+    script.write_text(
+        "from fusion_core import Fusion, RunSettings\n"
+        "from fusion_core.backends.scripted import ScriptedBackend\n"
+        "f = Fusion()\n"
+        "f.resolver.register('s', ScriptedBackend({'a': ['x'], "
+        "'j': ['{\"winner\": \"A\", \"scores\": {\"A\": 1}, \"rationale\": \"\"}']}))\n"
+        "print(f.run('q', RunSettings(pool=('s:a',), judge='s:j', mode='best-of')).status)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and run.stdout.strip() == "ok"

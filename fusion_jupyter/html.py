@@ -1,0 +1,291 @@
+"""HTML fragments and the stylesheet of the widget view.
+
+Everything is escaped here, and every colour is a JupyterLab CSS variable
+(with a neutral fallback for other front ends), so the view follows the light
+and dark themes. The chart is plain HTML/CSS bars: no plotting dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+from fusion_core.result import ErrorInfo, FusionResult
+from fusion_jupyter.state import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    STREAMING,
+    WAITING,
+    PaneState,
+    RunState,
+    format_cost,
+    format_seconds,
+    format_tokens,
+)
+
+# A static (text/markdown) copy of the result carries this class; the live view hides it.
+STATIC_CLASS = "fusion-static"
+MAX_POOL_CHARS = 160
+
+STYLE = """<style>
+.fusion-view { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--jp-ui-font-color1, inherit); border: 1px solid var(--jp-border-color2, #ccc);
+  border-radius: 6px; padding: 8px 10px; background: var(--jp-layout-color1, transparent); }
+.fusion-view .widget-html, .fusion-view .widget-html-content { width: 100%; line-height: 1.4; }
+.fusion-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 12px; }
+.fusion-title { font-weight: 600; font-size: var(--jp-ui-font-size2, 15px); }
+.fusion-chip { border: 1px solid var(--jp-border-color1, #999); border-radius: 10px; padding: 0 8px;
+  font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-ui-font-color1, inherit); }
+.fusion-meta, .fusion-totals { color: var(--jp-ui-font-color2, #666); }
+.fusion-totals { margin-left: auto; font-variant-numeric: tabular-nums; }
+.fusion-view code { font-family: var(--jp-code-font-family, monospace); font-size: 0.95em; }
+.fusion-notice { color: var(--jp-warn-color1, #a60); font-size: var(--jp-ui-font-size0, 11px); }
+.fusion-pane { border: 1px solid var(--jp-border-color2, #ccc); border-top: 3px solid var(--fusion-status);
+  border-radius: 4px; padding: 4px 8px 6px; min-width: 0;
+  background: var(--jp-cell-editor-background, var(--jp-layout-color2, transparent)); }
+.fusion-status-waiting { --fusion-status: var(--jp-border-color1, #999); }
+.fusion-status-streaming { --fusion-status: var(--jp-brand-color1, #1976d2); }
+.fusion-status-done { --fusion-status: var(--jp-success-color1, #388e3c); }
+.fusion-status-failed { --fusion-status: var(--jp-error-color1, #d32f2f); }
+.fusion-status-cancelled { --fusion-status: var(--jp-warn-color1, #f57c00); }
+.fusion-pane-head { display: flex; align-items: center; gap: 6px; }
+.fusion-model { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.fusion-badge { border-radius: 8px; padding: 0 7px; font-size: var(--jp-ui-font-size0, 11px);
+  background: var(--fusion-status); color: var(--jp-ui-inverse-font-color1, #fff); white-space: nowrap; }
+.fusion-stats { color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size0, 11px);
+  font-variant-numeric: tabular-nums; }
+.fusion-scroll { max-height: 15em; overflow-y: auto; display: flex; flex-direction: column-reverse; }
+.fusion-text { white-space: pre-wrap; word-break: break-word; font-family: var(--jp-content-font-family, inherit);
+  font-size: var(--jp-content-font-size1, 13px); line-height: 1.45; }
+.fusion-placeholder { color: var(--jp-ui-font-color3, #999); font-style: italic; }
+.fusion-round-title { font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-ui-font-color2, #666);
+  text-transform: uppercase; letter-spacing: 0.04em; margin-top: 4px; }
+.fusion-error { color: var(--jp-error-color1, #d32f2f); font-size: var(--jp-ui-font-size1, 13px); }
+.fusion-hint { color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size0, 11px); }
+.fusion-section-title { font-weight: 600; margin: 8px 0 2px; }
+.fusion-judge { color: var(--jp-ui-font-color2, #666); }
+.fusion-answer { border-left: 3px solid var(--jp-brand-color1, #1976d2); padding-left: 8px; }
+.fusion-verdict ul { margin: 2px 0 4px; padding-left: 20px; }
+.fusion-verdict .fusion-who { color: var(--jp-ui-font-color2, #666); font-style: italic; }
+.fusion-chart, .fusion-scores { display: grid; gap: 2px 8px; align-items: center;
+  font-variant-numeric: tabular-nums; }
+.fusion-chart { grid-template-columns: minmax(6em, max-content) minmax(60px, 1fr) 5em minmax(60px, 1fr) 6.5em; }
+.fusion-scores { grid-template-columns: minmax(6em, max-content) minmax(60px, 320px) 5em; }
+.fusion-chart-title { color: var(--jp-ui-font-color2, #666); }
+.fusion-scores .fusion-chart-title { grid-column: 1 / -1; }
+.fusion-bar { height: 10px; background: var(--jp-layout-color3, #ddd); border-radius: 3px; overflow: hidden; }
+.fusion-bar > span { display: block; height: 100%; background: var(--jp-brand-color1, #1976d2); }
+.fusion-bar.fusion-bar-failed > span { background: var(--jp-error-color1, #d32f2f); }
+.fusion-bar.fusion-bar-winner > span { background: var(--jp-success-color1, #388e3c); }
+.fusion-num { text-align: right; color: var(--jp-ui-font-color2, #666); }
+/* In a live front end the widget shows everything; hide the static copy that follows it. */
+.jp-OutputArea-child:has(.fusion-view) ~ .jp-OutputArea-child:has(.fusion-static) { display: none; }
+</style>"""
+
+
+def header(state: RunState, pool: Sequence[str], judge: str) -> str:
+    """Mode, pool and judge, the run's phase, and live totals."""
+    pool_text = ", ".join(pool)
+    if len(pool_text) > MAX_POOL_CHARS:
+        pool_text = pool_text[:MAX_POOL_CHARS] + "…"
+    rounds = ""
+    if state.mode == "debate" and state.rounds > 1:
+        current = max((p.round for p in state.panes.values()), default=1)
+        rounds = f' <span class="fusion-chip">round {current}/{state.rounds}</span>'
+    totals = " · ".join(
+        part for part in (format_tokens(state.usage), format_cost(state.usage), format_seconds(state.wall_s)) if part
+    )
+    return (
+        '<div class="fusion-header">'
+        '<span class="fusion-title">Fusion</span>'
+        f'<span class="fusion-chip">{escape(state.mode or "…")}</span>{rounds}'
+        f'<span class="fusion-chip fusion-phase">{escape(state.phase)}</span>'
+        f'<span class="fusion-meta">pool <code>{escape(pool_text)}</code> · judge <code>{escape(judge)}</code></span>'
+        f'<span class="fusion-totals">{escape(totals)}</span>'
+        "</div>"
+    )
+
+
+def notices(messages: Iterable[str]) -> str:
+    return "".join(f'<div class="fusion-notice">note: {escape(m)}</div>' for m in messages)
+
+
+def pane_head(pane: PaneState, debate: bool) -> str:
+    """Model name, status badge, then latency, tokens and cost."""
+    status = pane.status + (f" · round {pane.round}" if debate and pane.round > 1 else "")
+    stats = []
+    if pane.status not in (WAITING, STREAMING) or pane.latency_s:
+        stats.append(format_seconds(pane.latency_s))
+    if pane.usage is not None:
+        stats += [format_tokens(pane.usage), format_cost(pane.usage)]
+    return (
+        '<div class="fusion-pane-head">'
+        f'<span class="fusion-model" title="{escape(pane.model)}">{escape(pane.model)}</span>'
+        f'<span class="fusion-badge">{escape(status)}</span></div>'
+        f'<div class="fusion-stats">{escape(" · ".join(s for s in stats if s))}</div>'
+    )
+
+
+def pane_body(pane: PaneState, debate: bool) -> str:
+    """The model's text (each round's, in a debate), then its error if it failed."""
+    parts = []
+    rounds = sorted(pane.texts) if debate else [pane.round]
+    for number in rounds:
+        text = pane.texts.get(number, "")
+        if debate and len(rounds) > 1:
+            parts.append(f'<div class="fusion-round-title">round {number}</div>')
+        if text:
+            parts.append(f'<div class="fusion-text">{escape(text)}</div>')
+    if not parts and pane.status != FAILED:
+        waiting = {WAITING: "waiting…", STREAMING: "waiting for the first token…"}
+        parts.append(f'<div class="fusion-placeholder">{waiting.get(pane.status, "no text")}</div>')
+    if pane.status == FAILED and pane.error is not None:
+        parts.append(_error(pane.error))
+    # column-reverse keeps the scroll pinned to the newest text while it streams
+    return f'<div class="fusion-scroll"><div>{"".join(parts)}</div></div>'
+
+
+def error_text(kind: str, status: int | None, message: str) -> str:
+    """``no_credits: 402 insufficient credits``: the kind, and the status unless the message has it."""
+    if status is not None and str(status) not in message:
+        return f"{kind}: {status} {message}"
+    return f"{kind}: {message}"
+
+
+def judge_line(state: RunState) -> str:
+    judge = state.judge
+    words = {
+        WAITING: "waits for the candidates",
+        "judging": f"is judging… ({judge.chunks} chunks)",
+        "repairing": f"asked to repair an off-format verdict… ({judge.chunks} chunks)",
+        DONE: "done",
+        FAILED: "failed",
+        CANCELLED: "cancelled",
+        "skipped": "not run: no candidate answered",
+    }
+    status = escape(words.get(judge.status, judge.status))
+    line = f'<div class="fusion-judge">judge <code>{escape(judge.model)}</code> {status}</div>'
+    return line + (_error(judge.error) if judge.error is not None else "")
+
+
+def _error(error: ErrorInfo) -> str:
+    """What went wrong, then what to do about it."""
+    text = f'<div class="fusion-error">{escape(error_text(error.kind, error.status, error.message))}</div>'
+    return text + (f'<div class="fusion-hint">{escape(error.hint)}</div>' if error.hint else "")
+
+
+def verdict(result: FusionResult) -> str:
+    """best-of: winner and scores; merge and debate: the agreement analysis."""
+    if result.judge is None or result.judge.error is not None or not result.judge.verdict:
+        return ""
+    data = result.judge.verdict
+    parts = [f'<div class="fusion-section-title">Verdict ({escape(result.mode)})</div>']
+    if "winner" in data:
+        parts.append(_scores(data))
+    else:
+        parts.append(_analysis(data))
+    if result.judge.rationale:
+        parts.append(f'<div class="fusion-meta">{escape(result.judge.rationale)}</div>')
+    return f'<div class="fusion-verdict">{"".join(parts)}</div>'
+
+
+def _scores(data: dict[str, Any]) -> str:
+    winner = str(data["winner"])
+    scores: dict[str, float] = data.get("scores") or {}
+    likelihood = data.get("method") == "likelihood"
+    rows = [f"<div>winner: <b>{escape(winner)}</b></div>", '<div class="fusion-scores">']
+    rows.append(
+        '<div class="fusion-chart-title">' + ("mean token log-probability" if likelihood else "score (0–10)") + "</div>"
+    )
+    low, high = (min(scores.values(), default=0.0), max(scores.values(), default=0.0)) if likelihood else (0.0, 10.0)
+    for model, score in scores.items():
+        share = (score - low) / (high - low) if high > low else 1.0
+        rows.append(_bar_row(model, share, f"{score:g}", "winner" if model == winner else ""))
+    rows.append("</div>")
+    swap = data.get("swap")
+    if isinstance(swap, dict):
+        agreed = "the two judgings agreed" if swap.get("agree") else "the two judgings disagreed"
+        rows.append(
+            f'<div class="fusion-meta">position-bias check: {agreed} '
+            f"(confidence {escape(str(swap.get('confidence')))})</div>"
+        )
+    return "".join(rows)
+
+
+def _analysis(data: dict[str, Any]) -> str:
+    parts = []
+    confidence = data.get("confidence")
+    if isinstance(confidence, int | float):
+        parts.append(
+            '<div class="fusion-scores">'
+            + _bar_row("confidence", float(confidence), f"{confidence:.0%}", "")
+            + "</div>"
+        )
+    parts.append(_list("Consensus", [escape(str(c)) for c in data.get("consensus") or []]))
+    contradictions = []
+    for item in data.get("contradictions") or []:
+        stances = "".join(
+            f"<li><b>{escape(str(s.get('model')))}</b>: {escape(str(s.get('stance')))}</li>"
+            for s in item.get("stances") or []
+        )
+        contradictions.append(f"{escape(str(item.get('topic')))}<ul>{stances}</ul>")
+    parts.append(_list("Contradictions", contradictions))
+    parts.append(
+        _list(
+            "Unique insights",
+            [
+                f'{escape(str(i.get("insight")))} <span class="fusion-who">— {escape(str(i.get("model")))}</span>'
+                for i in data.get("unique_insights") or []
+            ],
+        )
+    )
+    parts.append(_list("Blind spots", [escape(str(b)) for b in data.get("blind_spots") or []]))
+    return "".join(parts)
+
+
+def _list(title: str, items: list[str]) -> str:
+    if not items:
+        return ""
+    return f"<div><b>{title}</b><ul>{''.join(f'<li>{item}</li>' for item in items)}</ul></div>"
+
+
+def chart(state: RunState) -> str:
+    """Latency and cost per model, as bars side by side."""
+    panes = list(state.panes.values())
+    if not panes:
+        return ""
+    longest = max((p.latency_s for p in panes), default=0.0)
+    costs = [p.usage.cost if p.usage is not None and p.usage.cost is not None else None for p in panes]
+    dearest = max((c for c in costs if c is not None), default=0.0)
+    rows = [
+        '<div class="fusion-section-title">Latency and cost</div><div class="fusion-chart">',
+        '<div></div><div class="fusion-chart-title">latency</div><div></div>'
+        '<div class="fusion-chart-title">cost</div><div></div>',
+    ]
+    for pane, cost in zip(panes, costs, strict=True):
+        kind = _bar_kind(pane)
+        rows.append(
+            _bar_row(pane.model, pane.latency_s / longest if longest else 0.0, format_seconds(pane.latency_s), kind)
+        )
+        rows.append(_bar(cost / dearest if cost is not None and dearest else 0.0, format_cost(pane.usage), kind))
+    rows.append("</div>")
+    return "".join(rows)
+
+
+def _bar_kind(pane: PaneState) -> str:
+    return "failed" if pane.status in (FAILED, CANCELLED) else ""
+
+
+def _bar_row(name: str, share: float, value: str, kind: str) -> str:
+    return f'<div class="fusion-model" title="{escape(name)}">{escape(name)}</div>' + _bar(share, value, kind)
+
+
+def _bar(share: float, value: str, kind: str) -> str:
+    width = max(0.0, min(share, 1.0)) * 100
+    css = f"fusion-bar fusion-bar-{kind}" if kind else "fusion-bar"
+    return (
+        f'<div class="{css}"><span style="width: {width:.1f}%"></span></div>'
+        f'<div class="fusion-num">{escape(value)}</div>'
+    )

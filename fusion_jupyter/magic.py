@@ -1,0 +1,312 @@
+"""The ``%%fuse`` cell magic and the ``%fuse_pools`` / ``%fuse_config`` line magics.
+
+How the panes stay live while the cell is busy
+----------------------------------------------
+The kernel runs every cell inside its own, already running asyncio loop, where
+``asyncio.run`` is forbidden. So the magic consumes :meth:`Fusion.iter_events`:
+the engine runs on a background event-loop thread owned by the session's one
+:class:`~fusion_core.Fusion` (see :mod:`fusion_core.sync`) and hands its events
+over a queue. The kernel thread only waits on that queue and applies each event
+to the widget view. Every widget trait change is sent to the front end as a
+comm message at once, so the panes stream while the cell stays busy until the
+run ends; :mod:`fusion_jupyter.view` throttles the redraws.
+
+Interrupting
+------------
+Interrupting the kernel raises ``KeyboardInterrupt`` in the kernel thread,
+which is waiting on the queue. Closing the event iterator cancels the run on
+the loop thread, which closes every in-flight HTTP stream (a local model stops
+at its next token) and returns once they have all stopped. The panes keep what
+had arrived and show "cancelled", and the cell ends with one short message
+instead of a traceback. It still counts as a failed cell, so "Run All" stops
+there rather than starting the next (possibly paid) run.
+
+Expected errors (:class:`~fusion_core.FusionError`: no key, a bad pool name,
+a broken ``fusion.toml``...) end the cell the same way: one short message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import shlex
+import sys
+from collections.abc import Generator, Mapping
+from typing import Any, NoReturn, cast
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
+from traitlets import CaselessStrEnum
+
+from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
+from fusion_core.errors import FusionError
+from fusion_core.events import Event, RunFinished
+from fusion_core.options import LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL, add_run_options
+from fusion_core.result import FusionResult
+from fusion_jupyter.fallback import FusionOutput, TextProgress
+from fusion_jupyter.session import RUN_OPTION_DESTS, FusionSession, Prepared
+
+LAST_RESULT_NAME = "_fusion_result"
+INTERRUPTED_MESSAGE = "fusion: interrupted; every in-flight request was cancelled (the panes keep what had arrived)"
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class FusionMagicError(Exception):
+    """An expected failure, shown by IPython as these few lines instead of a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
+    """Fill ``{name}`` from ``namespace``; unknown names stay as they are, ``{{``/``}}`` escape braces."""
+
+    def fill(match: re.Match[str]) -> str:
+        token, name = match.group(0), match.group(1)
+        if name is None:
+            return token[0]  # "{{" -> "{", "}}" -> "}"
+        return str(namespace[name]) if name in namespace else token
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+class _Exit(Exception):
+    """argparse wanted to exit (after ``--help``)."""
+
+
+class _MagicParser(argparse.ArgumentParser):
+    """argparse that reports mistakes as IPython usage errors instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            print(message, file=sys.stderr)
+        raise _Exit(status)
+
+
+def fuse_parser() -> argparse.ArgumentParser:
+    """The ``%%fuse`` options: the CLI's run options plus ``-o NAME``."""
+    parser = _MagicParser(
+        prog="%%fuse",
+        description="Fuse the answers of a pool of models to the "
+        "prompt in the cell body ({name} is filled from the notebook's variables).",
+    )
+    add_run_options(parser)
+    parser.add_argument("-o", "--output", metavar="NAME", help="store the FusionResult in this variable")
+    return parser
+
+
+def config_parser() -> argparse.ArgumentParser:
+    """The ``%fuse_config`` options: the run options become session defaults."""
+    parser = _MagicParser(
+        prog="%fuse_config",
+        description="Show the effective configuration; with "
+        "options, set them as defaults for this session's %%fuse cells.",
+    )
+    add_run_options(parser)
+    parser.add_argument("--reset", action="store_true", help="forget the session defaults")
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace | None:
+    try:
+        return parser.parse_args(shlex.split(line))
+    except ValueError as exc:  # shlex: unbalanced quotes
+        raise UsageError(f"{parser.prog}: {exc}") from None
+    except _Exit:
+        return None
+
+
+@magics_class
+class FusionMagics(Magics):
+    """``%%fuse``, ``%fuse_pools`` and ``%fuse_config``, sharing one :class:`FusionSession`."""
+
+    view = CaselessStrEnum(
+        ("auto", "widget", "text"),
+        default_value="auto",
+        help="How %%fuse shows a run: live widgets, progress lines, or auto (widgets in a kernel).",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, session: FusionSession | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.session = session or FusionSession()
+        self.last_view: Any = None
+
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        assert self.shell is not None, "FusionMagics needs a shell"
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    # -- %%fuse ---------------------------------------------------------------------
+
+    @cell_magic
+    def fuse(self, line: str, cell: str) -> FusionOutput | None:
+        """Run the cell body through a pool of models and fuse their answers (see ``%%fuse --help``)."""
+        options = _parse(fuse_parser(), line)
+        if options is None:
+            return None
+        output = options.output
+        if output is not None and (not output.isidentifier() or keyword.iskeyword(output)):
+            raise UsageError(f"%%fuse: -o needs a variable name, not {output!r}")
+        prompt = interpolate(cell, self._namespace).strip()
+        if not prompt:
+            raise UsageError("%%fuse: the cell is empty; write the prompt below the %%fuse line")
+        try:
+            prepared = self.session.prepare(options)
+        except FusionError as exc:
+            raise self._error(exc) from None
+        if prepared.notice:
+            print(prepared.notice, file=sys.stderr)
+        result = self._run(prompt, prepared)
+        self._namespace[LAST_RESULT_NAME] = result
+        if output:
+            self._namespace[output] = result
+        return FusionOutput(result)
+
+    def _run(self, prompt: str, prepared: Prepared) -> FusionResult:
+        settings = prepared.resolved.settings
+        view = None
+        if self._use_widgets():
+            from fusion_jupyter.view import FusionView
+
+            view = FusionView(settings.pool, settings.judge)
+            self.last_view = view
+            display(view)  # type: ignore[no-untyped-call]
+        handle = view.handle if view is not None else TextProgress().handle
+        # iter_events is a generator: closing it cancels the run and waits until it has stopped.
+        events = cast(Generator[Event, None, None], prepared.fusion.iter_events(prompt, settings))
+        result: FusionResult | None = None
+        try:
+            for event in events:
+                handle(event)
+                if isinstance(event, RunFinished):
+                    result = event.result
+        except KeyboardInterrupt:
+            events.close()  # cancels the run and waits until every request has stopped
+            if view is not None:
+                view.cancel()
+            raise FusionMagicError(INTERRUPTED_MESSAGE) from None
+        except FusionError as exc:  # raised before the first event: the view has nothing to show
+            if view is not None:
+                view.hide()
+            raise self._error(exc) from None
+        finally:
+            events.close()
+        assert result is not None  # the stream always ends with RunFinished
+        return result
+
+    def _use_widgets(self) -> bool:
+        if self.view != "auto":
+            return bool(self.view == "widget")
+        if getattr(self.shell, "kernel", None) is None:
+            return False  # terminal IPython: no front end to draw widgets
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def _error(self, exc: FusionError) -> FusionMagicError:
+        text = f"fusion: {exc.message}" + (f"\n  → {exc.hint}" if exc.hint else "")
+        return FusionMagicError(self.session.redact(text))
+
+    # -- %fuse_pools ------------------------------------------------------------------
+
+    @line_magic
+    def fuse_pools(self, line: str = "") -> None:
+        """List the configured pools (``--pool @name``) and the built-in defaults."""
+        try:
+            config = self.session.load_config()
+        except FusionError as exc:
+            raise self._error(exc) from None
+        where = f" in {config.path}" if config.path else " (no fusion.toml found)"
+        print(f"Configured pools{where}:" if config.pools else f"No pools configured{where}.")
+        for pool in config.pools.values():
+            marker = " (default)" if config.default_pool == pool.name else ""
+            print(f"  @{pool.name}{marker}: {', '.join(pool.models)}")
+            print(f"      judge {pool.judge or '(default)'}, mode {pool.mode or 'merge'}")
+        print("Built-in defaults, used when no pool is chosen:")
+        for pool, when in (
+            (REMOTE_DEFAULT_POOL, "with OPENROUTER_API_KEY set"),
+            (LOCAL_DEFAULT_POOL, "with no key: the embedded local model"),
+        ):
+            print(f"  {pool.name} ({when}): {', '.join(pool.models)}")
+            print(f"      judge {pool.judge}, mode {pool.mode}")
+
+    # -- %fuse_config -----------------------------------------------------------------
+
+    @line_magic
+    def fuse_config(self, line: str = "") -> None:
+        """Show the effective configuration (never the key); options set session defaults."""
+        options = _parse(config_parser(), line)
+        if options is None:
+            return
+        try:
+            if options.reset:
+                self.session.defaults = {}
+            self.session.set_defaults(options)
+            config = self.session.load_config()
+        except FusionError as exc:
+            raise self._error(exc) from None
+        print(self.session.redact("\n".join(self._describe(config))))
+
+    def _describe(self, config: Any) -> list[str]:
+        env = self.session.env
+        lines = [f"config file: {config.path or 'none (built-in defaults)'}"]
+        key_set = bool(env.get(OPENROUTER_KEY_ENV, "").strip())
+        lines.append(f"{OPENROUTER_KEY_ENV}: {'set' if key_set else 'not set'}")
+        if env.get(OPENROUTER_BASE_URL_ENV):
+            lines.append(f"{OPENROUTER_BASE_URL_ENV}: {env[OPENROUTER_BASE_URL_ENV]}")
+        for endpoint in config.endpoints.values():
+            key = ""
+            if endpoint.api_key_env:
+                state = "set" if env.get(endpoint.api_key_env, "").strip() else "not set"
+                key = f" ({endpoint.api_key_env} {state})"
+            lines.append(f"endpoint {endpoint.name}: {endpoint.base_url}{key}")
+        lines.append(f"local_only: {str(config.local_only).lower()}")
+        if self.session.defaults:
+            flags = " ".join(_flag(dest, value) for dest, value in self.session.defaults.items())
+            lines.append(f"session defaults: {flags}")
+        else:
+            lines.append("session defaults: none (set some with %fuse_config --pool ... --mode ...)")
+        try:
+            resolved, _ = self.session.resolve(argparse.Namespace(**dict.fromkeys(RUN_OPTION_DESTS)))
+        except FusionError as exc:
+            lines.append(f"a %%fuse cell without options would fail: {exc.message}")
+            return lines
+        s = resolved.settings
+        lines.append("a %%fuse cell without options runs:")
+        lines.append(f"  pool {', '.join(s.pool)}")
+        lines.append(
+            f"  judge {s.judge}, mode {s.mode}"
+            + (f", rounds {s.rounds}" if s.mode == "debate" else "")
+            + (f", quorum {s.quorum}" if s.quorum else "")
+            + (", swap" if s.swap else "")
+            + f", timeout {s.timeout_s:g} s"
+        )
+        extras = [
+            f"{name} {value}"
+            for name, value in (("temperature", s.temperature), ("max tokens", s.max_tokens))
+            if value is not None
+        ]
+        if s.system:
+            extras.append("a system prompt")
+        if extras:
+            lines.append("  " + ", ".join(extras))
+        if resolved.notice:
+            lines.append(f"  ({resolved.notice})")
+        return lines
+
+
+def _flag(dest: str, value: Any) -> str:
+    flag = "--" + dest.replace("_", "-")
+    if value is True:
+        return flag
+    return f"{flag} {shlex.quote(str(value))}"

@@ -1,0 +1,141 @@
+"""One fusion session per IPython shell: config, session defaults and a reused engine.
+
+The :class:`~fusion_core.Fusion` engine keeps HTTP connections (and loaded
+local models) between runs, so the session keeps one and only replaces it when
+something it was built from changes: the config file, local-only mode or the
+API key and base URL variables (a user may ``%env OPENROUTER_API_KEY=...``
+half-way through a notebook).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
+from fusion_core.config import Config, load_config
+from fusion_core.engine import Fusion
+from fusion_core.options import Resolved, add_run_options, resolve_settings
+from fusion_core.secrets import Secret, redact
+
+
+def _run_option_dests() -> tuple[str, ...]:
+    """The destinations of the flags add_run_options defines; used to merge session defaults."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_run_options(parser)
+    return tuple(vars(parser.parse_args([])))
+
+
+RUN_OPTION_DESTS = _run_option_dests()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a ``%%fuse`` run needs, decided before any request is sent."""
+
+    resolved: Resolved
+    config: Config
+    fusion: Fusion
+    notice: str | None
+
+
+class FusionSession:
+    """Config, session defaults (``%fuse_config --mode debate``) and the shared engine.
+
+    ``env`` and ``load`` are injectable; by default they are ``os.environ`` and
+    :func:`fusion_core.config.load_config` (which reads ``./fusion.toml``).
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        load: Callable[[], Config] = load_config,
+    ) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.defaults: dict[str, Any] = {}
+        self._load = load
+        self._fusion: Fusion | None = None
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._notices_shown: set[str] = set()
+        self._atexit_registered = False
+
+    # -- options ------------------------------------------------------------------
+
+    def merged(self, options: argparse.Namespace) -> argparse.Namespace:
+        """``options`` with every flag the cell did not give taken from the session defaults."""
+        merged = argparse.Namespace(**vars(options))
+        for dest in RUN_OPTION_DESTS:
+            if getattr(merged, dest, None) is None and dest in self.defaults:
+                setattr(merged, dest, self.defaults[dest])
+        return merged
+
+    def set_defaults(self, options: argparse.Namespace) -> None:
+        """Remember every flag given in ``options`` for later runs (validated first)."""
+        given = {d: getattr(options, d) for d in RUN_OPTION_DESTS if getattr(options, d, None) is not None}
+        candidate = {**self.defaults, **given}
+        blank = argparse.Namespace(**{d: candidate.get(d) for d in RUN_OPTION_DESTS})
+        resolve_settings(blank, self.load_config(), self.env)  # raises FusionError if unusable
+        self.defaults = candidate
+
+    def load_config(self) -> Config:
+        return self._load()
+
+    def resolve(self, options: argparse.Namespace) -> tuple[Resolved, Config]:
+        config = self.load_config()
+        return resolve_settings(self.merged(options), config, self.env), config
+
+    # -- the engine ---------------------------------------------------------------
+
+    def prepare(self, options: argparse.Namespace) -> Prepared:
+        """Resolve the settings and get the (reused) engine; raises FusionError."""
+        resolved, config = self.resolve(options)
+        notice = None
+        if resolved.notice and resolved.notice not in self._notices_shown:
+            self._notices_shown.add(resolved.notice)
+            notice = resolved.notice
+        return Prepared(
+            resolved=resolved, config=config, fusion=self._engine(config, resolved.local_only), notice=notice
+        )
+
+    def _engine(self, config: Config, local_only: bool) -> Fusion:
+        fingerprint = (config, local_only, self._env_digest(config))
+        if self._fusion is None or fingerprint != self._fingerprint:
+            self.close()
+            self._fusion = Fusion(config, local_only=local_only, env=dict(self.env))
+            self._fingerprint = fingerprint
+            if not self._atexit_registered:
+                # The engine's loop thread must be stopped before the interpreter
+                # finalises, or shutting the kernel down hangs.
+                atexit.register(self.close)
+                self._atexit_registered = True
+        return self._fusion
+
+    def _env_digest(self, config: Config) -> str:
+        """A digest of the variables the engine reads, so keys are not kept around in clear."""
+        names = [OPENROUTER_KEY_ENV, OPENROUTER_BASE_URL_ENV]
+        names += [e.api_key_env for e in config.endpoints.values() if e.api_key_env]
+        values = "\0".join(f"{name}={self.env.get(name, '')}" for name in names)
+        return hashlib.sha256(values.encode()).hexdigest()
+
+    def close(self) -> None:
+        """Stop the engine's loop thread and close its connections."""
+        fusion, self._fusion, self._fingerprint = self._fusion, None, None
+        if fusion is not None:
+            fusion.close()
+
+    # -- output -------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` without any API key this session knows of (or anything key-shaped)."""
+        return redact(text, *self._secrets())
+
+    def _secrets(self) -> Iterator[Secret]:
+        for name, value in self.env.items():
+            if name == OPENROUTER_KEY_ENV or name.endswith("_API_KEY"):
+                if value.strip():
+                    yield Secret(value.strip())

@@ -5,6 +5,7 @@ boundary where they occur, so callers only ever catch these::
 
     FusionError
     ├── ConfigError             bad fusion.toml, unknown pool, bad model spec
+    │   └── CostCapExceeded     a request could cost more than cost_cap_usd
     ├── EgressBlocked           a remote model was asked for under local_only
     ├── MissingKey              a remote model was asked for with no API key set
     ├── BackendError            one model call failed (backend, model, status, retryable)
@@ -37,6 +38,7 @@ __all__ = [
     "BadRequest",
     "BadResponse",
     "ConfigError",
+    "CostCapExceeded",
     "EgressBlocked",
     "Forbidden",
     "FusionError",
@@ -71,6 +73,13 @@ class ConfigError(FusionError):
     """A configuration file, option or model spec is wrong."""
 
     kind = "config"
+
+
+class CostCapExceeded(ConfigError):
+    """A request could cost more than the configured per-request cap."""
+
+    kind = "cost_cap"
+    hint = "Raise cost_cap_usd in fusion.toml, or use cheaper models or fewer tokens."
 
 
 class EgressBlocked(FusionError):

@@ -39,7 +39,8 @@ def run_watched(*args: str, extra_env: dict[str, str] | None = None) -> tuple[in
 
 def test_remote_models_refused_before_any_socket() -> None:
     code, _, stderr, connects = run_watched(
-        "run", "q", "--local-only", "--pool", "openai/gpt-4o,local/gemma-3-270m", "--judge", "anthropic/claude-3.7-sonnet",
+        "run", "q", "--local-only", "--pool", "openai/gpt-4o,local/gemma-3-270m",
+        "--judge", "anthropic/claude-3.7-sonnet",
         extra_env={"OPENROUTER_API_KEY": "sk-or-v1-" + "0" * 64},
     )
     assert code == 2

@@ -1,0 +1,537 @@
+"""Fused code review: ask a pool of models for findings, then merge what they agree on.
+
+Every pool member gets the same prompt: the code with numbered lines, framed
+as untrusted data, and a request for findings as JSON
+(:data:`FINDINGS_SCHEMA`). Replies are parsed leniently. Findings about the
+same lines and the same problem become one :class:`MergedFinding` that records
+which models reported it; agreement ("3 of 3 models") drives severity and
+order, and a finding only one model reports stays a hint unless it is severe.
+No judge call is needed to merge; the judge only explains a finding on request
+(:func:`explain`). Remote models see the code with secrets redacted
+(:mod:`fusion_core.redaction`); local models see it as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, complete
+from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
+from fusion_core.events import Event, Notice
+from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
+from fusion_core.models import Member, expand_pool, is_local_spec
+from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, error_info, run_round
+from fusion_core.redaction import Redaction, redact_code, wire_text
+from fusion_core.result import Candidate, ErrorInfo
+from fusion_core.usage import Usage
+
+__all__ = ["FINDINGS_SCHEMA", "CostCapExceeded", "Finding", "Fix", "MergedFinding", "ReviewOutcome",
+           "ReviewSettings", "ReviewTarget", "check_cost", "estimate_cost", "explain", "merge_findings",
+           "parse_findings", "review", "review_messages"]
+
+Severity = Literal["error", "warning", "info", "hint"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info", "hint")
+_RANK = {"error": 3, "warning": 2, "info": 1, "hint": 0}
+CATEGORIES = ("bug", "security", "performance", "error-handling", "concurrency", "style", "other")
+DEFAULT_REVIEW_TIMEOUT_S = 90.0
+DEFAULT_REVIEW_MAX_TOKENS = 2048
+DEFAULT_REVIEW_TEMPERATURE = 0.2
+MAX_REVIEW_CHARS = 200_000
+MAX_FINDINGS_PER_MODEL = 50
+MAX_MESSAGE_CHARS = 500
+MAX_REPLACEMENT_CHARS = 20_000
+SELECTION_CONTEXT_LINES = 20
+# Models are often one line off; reports this close (and about the same problem) merge.
+LINE_TOLERANCE = 1
+# sim(messages) + CATEGORY_BONUS (same category) must reach this to count as "the same problem".
+SAME_PROBLEM_SCORE = 0.35
+CATEGORY_BONUS = 0.3
+# Rough prompt size in tokens for the cost estimate (about 4 characters a token for code).
+CHARS_PER_TOKEN = 4
+
+_FINDING_PROPERTIES: dict[str, Any] = {
+    "start_line": {"type": "integer"}, "end_line": {"type": "integer"},
+    "severity": {"type": "string", "enum": list(SEVERITIES)},
+    "category": {"type": "string", "enum": list(CATEGORIES)},
+    "message": {"type": "string"}, "replacement": {"type": ["string", "null"]},
+}
+FINDINGS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["findings"], "additionalProperties": False,
+    "properties": {"findings": {"type": "array", "items": {
+        "type": "object", "properties": _FINDING_PROPERTIES, "required": list(_FINDING_PROPERTIES),
+        "additionalProperties": False}}},
+}
+
+INSTRUCTIONS = """You are a meticulous senior code reviewer. Find real problems in the code: bugs, \
+crashes, wrong logic, security holes, resource leaks, race conditions, performance traps. \
+Do not report style nits unless they hide a bug.
+Reply with one JSON object and nothing else, following this JSON schema:
+{schema}
+- start_line and end_line are the numbers shown left of each code line (1-based, inclusive).
+- severity: error (will break or is exploitable), warning (likely wrong), info, hint.
+- message: one sentence naming the problem.
+- replacement: the complete corrected text of lines start_line..end_line, without the line \
+numbers, keeping the indentation; null when there is no local fix.
+- Names like REDACTED_SECRET_1 stand for secrets removed before review; keep them unchanged.
+- If the code has no problems, reply {{"findings": []}}."""
+
+
+@dataclass(frozen=True)
+class ReviewTarget:
+    """What to review: a file's text, optionally only lines ``first..last`` (1-based)."""
+
+    text: str
+    path: str = ""
+    language: str = ""
+    lines: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """How to run one review. ``pool`` holds model specs."""
+
+    pool: tuple[str, ...]
+    timeout_s: float = DEFAULT_REVIEW_TIMEOUT_S
+    max_tokens: int = DEFAULT_REVIEW_MAX_TOKENS
+    temperature: float | None = DEFAULT_REVIEW_TEMPERATURE
+    quorum: int | None = None
+    cost_cap_usd: float | None = None
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Replace lines ``start_line..end_line`` (1-based, inclusive) with ``text``."""
+
+    start_line: int
+    end_line: int
+    text: str
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One model's report about lines ``start_line..end_line`` (1-based, inclusive)."""
+
+    model: str
+    start_line: int
+    end_line: int
+    severity: Severity
+    category: str
+    message: str
+    replacement: str | None = None
+
+
+@dataclass(frozen=True)
+class MergedFinding:
+    """Findings several models made about the same lines and the same problem."""
+
+    id: str
+    start_line: int
+    end_line: int
+    severity: Severity
+    category: str
+    message: str
+    models: tuple[str, ...]
+    responders: int
+    fix: Fix | None = None
+    reports: tuple[Finding, ...] = ()
+
+    @property
+    def agreement(self) -> str:
+        """E.g. ``2 of 3 models``."""
+        return f"{len(self.models)} of {self.responders} model{'s' if self.responders != 1 else ''}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "start_line": self.start_line, "end_line": self.end_line,
+            "severity": self.severity, "category": self.category, "message": self.message,
+            "models": list(self.models), "agreement": [len(self.models), self.responders],
+            "fix": None if self.fix is None else {"start_line": self.fix.start_line,
+                                                  "end_line": self.fix.end_line, "text": self.fix.text},
+        }
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """A finished review: merged findings, each model's candidate, and what it cost."""
+
+    findings: tuple[MergedFinding, ...]
+    candidates: tuple[Candidate, ...]
+    responders: tuple[str, ...]
+    failures: dict[str, ErrorInfo] = field(default_factory=dict)
+    redacted: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+# -- prompt ---------------------------------------------------------------------------
+
+
+def review_messages(target: ReviewTarget, code: str, nonce: str) -> tuple[Message, ...]:
+    """The system and user messages asking one model to review ``code`` (target's text, maybe redacted)."""
+    lines = _split_lines(code)
+    first, last = 1, len(lines)
+    scope = "Review the whole file."
+    if target.lines is not None:
+        lo, hi = target.lines
+        first, last = max(1, lo - SELECTION_CONTEXT_LINES), min(len(lines), hi + SELECTION_CONTEXT_LINES)
+        scope = (f"Review only lines {lo}-{hi}; the lines around them are context. "
+                 f"Report nothing outside lines {lo}-{hi}.")
+    width = len(str(last))
+    numbered = "\n".join(f"{n:>{width}}| {lines[n - 1]}" for n in range(first, last + 1))
+    header = f"File: {target.path or 'untitled'}" + (f" ({target.language})" if target.language else "")
+    user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), header, scope,
+                        block("code", "FILE", numbered, nonce)])
+    system = INSTRUCTIONS.format(schema=json.dumps(FINDINGS_SCHEMA, separators=(",", ":")))
+    return (Message("system", system), Message("user", user))
+
+
+# -- parsing --------------------------------------------------------------------------
+
+_SEVERITY_WORDS = {
+    "error": "error", "critical": "error", "blocker": "error", "high": "error", "severe": "error",
+    "major": "error", "fatal": "error", "warning": "warning", "warn": "warning", "medium": "warning",
+    "moderate": "warning", "info": "info", "information": "info", "low": "info", "minor": "info",
+    "note": "info", "hint": "hint", "nit": "hint", "suggestion": "hint", "style": "hint",
+}
+_FENCE = re.compile(r"^\s*```[\w+-]*\n(.*?)\n?```\s*$", re.DOTALL)
+
+
+def parse_findings(reply: str, model: str, line_count: int,
+                   lines: tuple[int, int] | None = None) -> list[Finding]:
+    """The findings in one model's reply; raises BadResponse when there is no findings JSON."""
+    items = _findings_list(reply)
+    if items is None:
+        raise BadResponse(f"{model} did not reply with findings JSON", model=model,
+                          hint="A larger or instruction-tuned model follows the findings format better.")
+    lo, hi = lines if lines is not None else (1, max(line_count, 1))
+    found = []
+    for item in items[:MAX_FINDINGS_PER_MODEL]:
+        finding = _finding(item, model, max(line_count, 1))
+        if finding is not None and finding.end_line >= lo and finding.start_line <= hi:
+            found.append(finding)
+    return found
+
+
+def _findings_list(reply: str) -> list[Any] | None:
+    """The list of findings in a reply: ``{"findings": [...]}`` (bare, fenced or in prose) or a bare list."""
+    try:
+        data: Any = json.loads(reply.strip())
+    except json.JSONDecodeError:
+        data = extract_json_object(reply)
+    if isinstance(data, dict):
+        data = data.get("findings", data.get("issues"))
+    if isinstance(data, list):
+        return data
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\[", reply):
+        try:
+            value, _ = decoder.raw_decode(reply, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return value
+    return None
+
+
+def _finding(item: Any, model: str, line_count: int) -> Finding | None:
+    if not isinstance(item, dict):
+        return None
+    start = _int(item.get("start_line", item.get("line")))
+    end = _int(item.get("end_line", start))
+    message = item.get("message") or item.get("description")
+    if start is None or not isinstance(message, str) or not message.strip():
+        return None
+    end = start if end is None else end
+    start, end = sorted((min(max(start, 1), line_count), min(max(end, 1), line_count)))
+    severity = _SEVERITY_WORDS.get(str(item.get("severity", "")).strip().lower(), "warning")
+    category = str(item.get("category") or "other").strip().lower().replace("_", "-")
+    replacement = item.get("replacement")
+    if isinstance(replacement, str):
+        fenced = _FENCE.match(replacement)
+        replacement = fenced.group(1) if fenced else replacement
+        replacement = replacement[:MAX_REPLACEMENT_CHARS]
+    else:
+        replacement = None
+    return Finding(model=model, start_line=start, end_line=end, severity=severity,  # type: ignore[arg-type]
+                   category=category if category in CATEGORIES else "other",
+                   message=" ".join(message.split())[:MAX_MESSAGE_CHARS], replacement=replacement)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+# -- merging --------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9_]{3,}")
+_STOP = frozenset("the this that with from into when will does not can could should would may "
+                  "might line lines code function value variable here there which".split())
+
+
+def merge_findings(per_model: dict[str, list[Finding]], responders: int | None = None,
+                   original_lines: Sequence[str] = ()) -> list[MergedFinding]:
+    """Merge every model's findings; most agreed first. ``responders`` defaults to the models given."""
+    total = responders if responders is not None else len(per_model)
+    clusters: list[list[Finding]] = []
+    everything = sorted((f for fs in per_model.values() for f in fs), key=lambda f: (f.start_line, f.model))
+    for finding in everything:
+        best, best_score = None, SAME_PROBLEM_SCORE
+        for cluster in clusters:
+            if any(f.model == finding.model for f in cluster):
+                continue
+            score = max(_same_problem(finding, other) for other in cluster)
+            if score >= best_score:
+                best, best_score = cluster, score
+        if best is None:
+            clusters.append([finding])
+        else:
+            best.append(finding)
+    merged = [_merge(cluster, max(total, 1), original_lines) for cluster in clusters]
+    merged.sort(key=lambda m: (-len(m.models), -_RANK[m.severity], m.start_line, m.id))
+    return merged
+
+
+def _same_problem(a: Finding, b: Finding) -> float:
+    if a.start_line > b.end_line + LINE_TOLERANCE or b.start_line > a.end_line + LINE_TOLERANCE:
+        return 0.0
+    words_a, words_b = _words(a.message), _words(b.message)
+    union = words_a | words_b
+    sim = len(words_a & words_b) / len(union) if union else 0.0
+    return sim + (CATEGORY_BONUS if a.category == b.category else 0.0)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _merge(cluster: list[Finding], responders: int, original_lines: Sequence[str]) -> MergedFinding:
+    # The medoid (most like the others) speaks for the cluster.
+    medoid = max(cluster, key=lambda f: (sum(_same_problem(f, o) for o in cluster if o is not f),
+                                         -len(f.message)))
+    span = Counter((f.start_line, f.end_line) for f in cluster).most_common(1)[0][0]
+    if Counter((f.start_line, f.end_line) for f in cluster)[span] == 1:
+        span = (medoid.start_line, medoid.end_line)
+    models = tuple(sorted(f.model for f in cluster))
+    severity = agreed_severity([f.severity for f in cluster], len(cluster), responders)
+    digest = hashlib.sha1(f"{span}|{medoid.category}|{medoid.message}".encode()).hexdigest()[:12]
+    return MergedFinding(id=digest, start_line=span[0], end_line=span[1], severity=severity,
+                         category=medoid.category, message=medoid.message, models=models,
+                         responders=responders, fix=_best_fix(cluster, medoid, original_lines),
+                         reports=tuple(sorted(cluster, key=lambda f: f.model)))
+
+
+def agreed_severity(reported: Sequence[str], agree: int, responders: int) -> Severity:
+    """Severity from what the models said and how many agree.
+
+    A majority keeps the strongest reported severity; a minority of two or more
+    drops one level; a finding one model makes is a hint, or a warning when that
+    model calls it an error. A pool of one keeps what it said.
+    """
+    strongest = max(_RANK[s] for s in reported)
+    if responders == 1:
+        rank = strongest
+    elif agree * 3 >= responders * 2 or agree == responders:
+        rank = strongest
+    elif agree >= 2:
+        rank = max(strongest - 1, _RANK["info"])
+    else:
+        rank = _RANK["warning"] if strongest == _RANK["error"] else _RANK["hint"]
+    return SEVERITIES[3 - rank]
+
+
+def _best_fix(cluster: list[Finding], medoid: Finding, original_lines: Sequence[str]) -> Fix | None:
+    proposals: dict[tuple[int, int, str], list[str]] = {}
+    for f in cluster:
+        if f.replacement is None:
+            continue
+        text = f.replacement.rstrip()
+        current = "\n".join(original_lines[f.start_line - 1:f.end_line]).rstrip() if original_lines else None
+        if text == current:
+            continue  # "replace it with itself" is no fix
+        proposals.setdefault((f.start_line, f.end_line, text), []).append(f.model)
+    if not proposals:
+        return None
+    (start, end, text), models = max(
+        proposals.items(), key=lambda kv: (len(kv[1]), medoid.model in kv[1], -len(kv[0][2])))
+    return Fix(start_line=start, end_line=end, text=text, models=tuple(sorted(models)))
+
+
+# -- running a review -------------------------------------------------------------------
+
+Emit = Callable[[Event], None]
+
+
+def _ignore(event: Event) -> None:
+    return None
+
+
+async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
+                 emit: Emit = _ignore) -> ReviewOutcome:
+    """Run the review pool on ``target`` and merge the findings.
+
+    ``fusion`` is a :class:`fusion_core.engine.Fusion` (its resolver maps specs to
+    backends). Raises FusionError before any request when the review cannot start.
+    """
+    text = wire_text(target.text)
+    if len(text) > MAX_REVIEW_CHARS:
+        raise ConfigError(f"the file is too large to review ({len(text):,} characters)",
+                          hint=f"Review a selection instead (the limit is {MAX_REVIEW_CHARS:,} characters).")
+    members = expand_pool(settings.pool)
+    fusion.resolver.check_egress([m.spec for m in members])
+    backends = {m.name: fusion.resolver.resolve(m.spec) for m in members}
+    redaction = redact_code(text)
+    remote = [m for m in members if not is_local_spec(m.spec)]
+    if remote and redaction.count:
+        emit(Notice(message=f"redacted {redaction.summary()} before sending code to "
+                            f"{len(remote)} remote model{'s' if len(remote) != 1 else ''}"))
+    nonce = new_nonce()
+    prompts = {False: review_messages(target, text, nonce), True: review_messages(target, redaction.text, nonce)}
+    jobs = []
+    for member in members:
+        backend, model = backends[member.name]
+        messages = prompts[not is_local_spec(member.spec)]
+        schema = {"name": "findings", "schema": FINDINGS_SCHEMA} if await _structured(backend, model) else None
+        jobs.append(Job(member=member.name, label=member.name, backend=backend, request=ChatRequest(
+            model=model, messages=messages, temperature=_temperature(member, settings),
+            max_tokens=settings.max_tokens, seed=member.seed, json_schema=schema)))
+    if settings.cost_cap_usd is not None:
+        await check_cost(jobs, settings.cost_cap_usd)
+    candidates = await run_round(jobs, emit=emit, quorum=settings.quorum, timeout_s=settings.timeout_s,
+                                 max_concurrency=settings.max_concurrency)
+    return _collect(candidates, members, text, target, redaction)
+
+
+async def _structured(backend: Backend, model: str) -> bool:
+    """Whether the endpoint's catalogue says ``model`` can be held to a JSON schema."""
+    if not isinstance(backend, ModelCatalog):
+        return False
+    try:
+        return any(info.id == model and info.supports_json_schema for info in await backend.list_models())
+    except FusionError:
+        return False
+
+
+def _temperature(member: Member, settings: ReviewSettings) -> float | None:
+    return member.temperature if member.temperature is not None else settings.temperature
+
+
+def _collect(candidates: list[Candidate], members: list[Member], text: str, target: ReviewTarget,
+             redaction: Redaction) -> ReviewOutcome:
+    lines = _split_lines(text)
+    per_model: dict[str, list[Finding]] = {}
+    failures: dict[str, ErrorInfo] = {}
+    local = {m.name for m in members if is_local_spec(m.spec)}
+    for cand in candidates:
+        if not cand.ok:
+            if cand.error is not None:
+                failures[cand.model] = cand.error
+            continue
+        try:
+            found = parse_findings(cand.text, cand.model, len(lines), target.lines)
+        except FusionError as exc:
+            failures[cand.model] = error_info(exc)
+            continue
+        if cand.model not in local:
+            found = [_restored(f, redaction) for f in found]
+        per_model[cand.model] = found
+    merged = merge_findings(per_model, len(per_model), lines)
+    usage = sum((c.usage for c in candidates), Usage())
+    return ReviewOutcome(findings=tuple(merged), candidates=tuple(candidates), responders=tuple(per_model),
+                         failures=failures, redacted=redaction.count if len(local) < len(members) else 0,
+                         usage=usage)
+
+
+def _restored(finding: Finding, redaction: Redaction) -> Finding:
+    if finding.replacement is None or not redaction.count:
+        return finding
+    return replace(finding, replacement=redaction.restore(finding.replacement))
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines as LSP counts them: split at \\r\\n, \\n or \\r."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
+# -- cost -------------------------------------------------------------------------------
+
+
+async def estimate_cost(jobs: Sequence[Job]) -> tuple[float, list[str]]:
+    """Worst-case USD for ``jobs`` (prompt plus max_tokens of answer), and models with unknown prices.
+
+    Models of endpoints with no price list (local or self-hosted) cost nothing.
+    """
+    total = 0.0
+    unknown = []
+    for job in jobs:
+        backend: Backend = job.backend
+        if not isinstance(backend, ModelCatalog):
+            continue
+        try:
+            infos = {info.id: info for info in await backend.list_models()}
+        except FusionError:
+            unknown.append(job.member)
+            continue
+        info = infos.get(job.request.model)
+        if info is None or info.pricing is None:
+            unknown.append(job.member)
+            continue
+        prompt_tokens = sum(len(m.content) for m in job.request.messages) // CHARS_PER_TOKEN + 1
+        total += info.pricing.cost(prompt_tokens, job.request.max_tokens or DEFAULT_REVIEW_MAX_TOKENS)
+    return total, unknown
+
+
+async def check_cost(jobs: Sequence[Job], cap_usd: float) -> float:
+    """Raise CostCapExceeded unless the worst-case cost of ``jobs`` fits under ``cap_usd``."""
+    cost, unknown = await estimate_cost(jobs)
+    if unknown:
+        raise CostCapExceeded(f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
+                              hint="Remove the cost cap, or use models whose endpoint lists prices.")
+    if cost > cap_usd:
+        raise CostCapExceeded(f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
+                              hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.")
+    return cost
+
+
+# -- explaining a finding ---------------------------------------------------------------
+
+EXPLAIN_INSTRUCTIONS = (
+    "You are the judge of a panel of code reviewers. Several models reviewed the same code; "
+    "you get their reports about one location. In at most six sentences: say whether the "
+    "problem is real, why, and what the suggested fix changes. Plain text, no JSON."
+)
+EXPLAIN_MAX_TOKENS = 400
+
+
+async def explain(backend: Backend, model: str, finding: MergedFinding, code: str, *,
+                  is_local: bool, cost_cap_usd: float | None = None) -> tuple[str, Usage]:
+    """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
+    lines = _split_lines(wire_text(code))
+    first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
+    excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))
+    reports = "\n".join(f"- {r.model} ({r.severity}, {r.category}): {r.message}" for r in finding.reports)
+    fix = finding.fix.text if finding.fix else "(none)"
+    nonce = new_nonce()
+    body = (f"Code (lines {first}-{last}):\n{excerpt}\n\nReports ({finding.agreement}):\n{reports}\n\n"
+            f"Suggested fix:\n{fix}")
+    if not is_local:
+        body = redact_code(body).text
+    user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), block("finding", "F", body, nonce)])
+    request = ChatRequest(model=model, messages=(Message("system", EXPLAIN_INSTRUCTIONS), Message("user", user)),
+                          temperature=0.0, max_tokens=EXPLAIN_MAX_TOKENS)
+    if cost_cap_usd is not None:
+        await check_cost([Job(member=model, label="judge", backend=backend, request=request)], cost_cap_usd)
+    reply = await complete(backend, request)
+    return reply.text.strip(), reply.usage

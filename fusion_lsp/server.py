@@ -1,0 +1,402 @@
+"""The Fusion language server: pygls plumbing, lifecycle, settings and shared state.
+
+The features live in their own modules (:mod:`fusion_lsp.review_feature`,
+:mod:`fusion_lsp.actions`, :mod:`fusion_lsp.completion_feature`); each is a set of
+decorated handlers taking the injected server ``ls``. This module answers
+``initialize`` without importing anything heavy (the engine, httpx, llama.cpp
+load later), keeps documents in step with edits, and makes sure bad input
+never kills the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
+
+from fusion_lsp import __version__
+from fusion_lsp.documents import ChangeLog, change_of, open_document
+from fusion_lsp.findings import FindingStore, diagnostics_for
+from fusion_lsp.tasks import TaskRegistry
+
+if TYPE_CHECKING:
+    from fusion_core.config import Config
+    from fusion_core.engine import Fusion
+    from fusion_lsp.settings import LspSettings
+
+SERVER_NAME = "fusion-lsp"
+EXPLANATION_CACHE_SIZE = 128
+# The same failure is shown at most once in this many seconds (completions fire on every keystroke).
+REPEAT_MESSAGE_S = 60.0
+MAX_REMEMBERED_MESSAGES = 256
+FUTURES_SWEEP_AT = 32
+
+_log = logging.getLogger(__name__)
+
+
+class _SafeReader:
+    """Reads LSP frames; a body that is not valid UTF-8 is repaired instead of dropped."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def readline(self) -> bytes:
+        line: bytes = await self._inner.readline()
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        body: bytes = await self._inner.readexactly(n)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            _log.warning("a message from the client was not valid UTF-8; bad bytes replaced")
+            return body.decode("utf-8", errors="replace").encode("utf-8")
+        return body
+
+
+class FusionProtocol(LanguageServerProtocol):
+    """pygls' protocol, hardened: unknown documents, cancellation of backend work, capabilities."""
+
+    _server: FusionServer
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, types.InitializeResult]:
+        result: types.InitializeResult = yield from super().lsp_initialize(params)
+        text_document = params.capabilities.text_document
+        if text_document is None or text_document.inline_completion is None:
+            # Offer inline completion (LSP 3.18) only to clients that say they can use it.
+            result.capabilities.inline_completion_provider = None
+        return result
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        # Exit now: a worker thread still loading a local model or blocked reading stdin
+        # must not keep the process alive after the client said goodbye.
+        code = 0 if self._shutdown else 1
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+        yield  # never reached; pygls expects a generator here
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if open_document(self.workspace, uri) is None:
+            _log.warning("didChange for a document that is not open: %s", uri)
+            return
+        for change in params.content_changes:
+            try:
+                self.workspace.update_text_document(params.text_document, change)
+            except Exception:  # noqa: BLE001 - a change we cannot apply must not kill the server
+                _log.exception("could not apply a change to %s; dropping its findings", uri)
+                self._server.document_changed(uri, None, params.text_document.version)
+                continue
+            self._server.document_changed(uri, change_of(change, params.text_document.version),
+                                          params.text_document.version)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        self.workspace.remove_text_document(params.text_document.uri)
+        self._server.document_closed(params.text_document.uri)
+
+    def handle_message(self, message: Any) -> None:
+        super().handle_message(message)
+        # pygls files the futures of notification handlers under random ids and never removes
+        # them; a finished future there is garbage, so sweep them to keep memory bounded.
+        if len(self._request_futures) > FUTURES_SWEEP_AT:
+            for msg_id, future in list(self._request_futures.items()):
+                if future.done():
+                    del self._request_futures[msg_id]
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        self._server.tasks.cancel_request(msg_id)
+        if msg_id in self._request_futures:
+            super()._handle_cancel_notification(msg_id)
+
+
+class FusionServer(LanguageServer):
+    """The server object every handler receives as ``ls``."""
+
+    def __init__(self) -> None:
+        super().__init__(SERVER_NAME, __version__, protocol_cls=FusionProtocol, max_workers=4)
+        self.tasks = TaskRegistry()
+        self.findings = FindingStore()
+        self.change_logs: dict[str, ChangeLog] = {}
+        self.explanations: OrderedDict[str, str] = OrderedDict()
+        self.init_options: Any = None
+        self.client_settings: Any = None
+        self.root: Path | None = None
+        self._settings: LspSettings | None = None
+        self._config: Config | None = None
+        self._fusion: Fusion | None = None
+        self._shown: dict[str, float] = {}
+        self._publish_pending: set[str] = set()
+
+    # -- settings and the engine ------------------------------------------------------
+
+    @property
+    def settings(self) -> LspSettings:
+        if self._settings is None:
+            self.reload_settings()
+        assert self._settings is not None
+        return self._settings
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self.reload_settings()
+        assert self._config is not None
+        return self._config
+
+    @property
+    def fusion(self) -> Fusion:
+        """The engine session (created on first use, replaced when settings change)."""
+        if self._fusion is None:
+            from fusion_core.engine import Fusion
+
+            self._fusion = Fusion(self.config, local_only=self.settings.local_only)
+        return self._fusion
+
+    def reload_settings(self) -> None:
+        """Re-read fusion.toml and apply initializationOptions and the client's settings on top."""
+        from fusion_core.config import CONFIG_FILENAME, Config, find_config_path, load_config
+        from fusion_core.errors import ConfigError
+        from fusion_lsp.settings import build_settings
+
+        path = None
+        if self.root is not None:
+            path = self.root / CONFIG_FILENAME if (self.root / CONFIG_FILENAME).is_file() else None
+            path = path or find_config_path(cwd=self.root)
+        try:
+            config = load_config(path) if path is not None else Config()
+        except ConfigError as exc:
+            self.show(f"Fusion: {exc.describe()}", types.MessageType.Error)
+            config = Config()
+        settings, problems = build_settings(config, [self.init_options, self.client_settings], os.environ)
+        for problem in problems:
+            self.show(f"Fusion: ignoring a setting: {problem}", types.MessageType.Warning)
+        old = self._fusion
+        self._config, self._settings, self._fusion = config, settings, None
+        if old is not None:
+            self.tasks.start(("close-engine", id(old)), old.aclose())
+
+    # -- messages -------------------------------------------------------------------
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info, *, once: bool = False) -> None:
+        """One line in the editor's message area (``window/showMessage``), key-shaped text removed.
+
+        With ``once``, the same line is shown at most once a minute.
+        """
+        if not once or self._fresh(message):
+            self.window_show_message(types.ShowMessageParams(type=kind, message=_clean(message)))
+
+    def log(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """One line in the editor's LSP log (``window/logMessage``), key-shaped text removed."""
+        self.window_log_message(types.LogMessageParams(type=kind, message=_clean(message)))
+
+    def log_once(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        """Like :meth:`log`, but the same line at most once a minute."""
+        if self._fresh(message):
+            self.log(message, kind)
+
+    def _fresh(self, message: str) -> bool:
+        now = time.monotonic()
+        if now - self._shown.get(message, -REPEAT_MESSAGE_S) < REPEAT_MESSAGE_S:
+            return False
+        if len(self._shown) >= MAX_REMEMBERED_MESSAGES:
+            self._shown = {m: t for m, t in self._shown.items() if now - t < REPEAT_MESSAGE_S}
+            if len(self._shown) >= MAX_REMEMBERED_MESSAGES:
+                self._shown.clear()
+        self._shown[message] = now
+        return True
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        _log.error("internal error: %s", error)
+        from pygls.exceptions import FeatureRequestError
+
+        if source is not FeatureRequestError:
+            self.show(f"Fusion: internal error: {type(error).__name__}: {error}", types.MessageType.Error,
+                      once=True)
+
+    # -- documents --------------------------------------------------------------------
+
+    def document_changed(self, uri: str, change: Any, version: int | None) -> None:
+        """Record an edit, move or drop findings, and republish soon if anything moved."""
+        self.change_logs.setdefault(uri, ChangeLog()).record(change, version)
+        if change is None:
+            if self.findings.forget(uri):
+                self.publish_soon(uri)
+        elif self.findings.apply_change(uri, change):
+            self.publish_soon(uri)
+
+    def document_closed(self, uri: str) -> None:
+        self.tasks.cancel_matching(uri)
+        self.change_logs.pop(uri, None)
+        if self.findings.forget(uri):
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        for key in [k for k in self.explanations if k.startswith(uri + "#")]:
+            del self.explanations[key]
+
+    def publish(self, uri: str) -> None:
+        """Send a document's fusion diagnostics as they are now."""
+        self._publish_pending.discard(uri)
+        doc = open_document(self.workspace, uri)
+        if doc is None:
+            return
+        diagnostics = diagnostics_for(self.findings.get_all(uri), doc)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=doc.uri, diagnostics=diagnostics, version=doc.version))
+
+    def publish_soon(self, uri: str) -> None:
+        """Publish once after a burst of edits instead of once per keystroke."""
+        if uri not in self._publish_pending:
+            self._publish_pending.add(uri)
+            asyncio.get_running_loop().call_later(0.03, self.publish, uri)
+
+    def remember_explanation(self, key: str, text: str) -> None:
+        self.explanations[key] = text
+        self.explanations.move_to_end(key)
+        while len(self.explanations) > EXPLANATION_CACHE_SIZE:
+            self.explanations.popitem(last=False)
+
+    # -- transports -------------------------------------------------------------------
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """Serve on stdin/stdout until the client says exit or goes away."""
+        self._stop_event = threading.Event()
+        reader = _SafeReader(StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool))
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(run_async(stop_event=self._stop_event, reader=reader, protocol=self.protocol,
+                                  logger=_log, error_handler=self.report_server_error))
+        except BrokenPipeError:
+            _log.error("the client went away")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve one client on a TCP socket."""
+        self._stop_event = stop = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            await run_async(stop_event=stop, reader=_SafeReader(reader), protocol=self.protocol,
+                            logger=_log, error_handler=self.report_server_error)
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            _log.warning("fusion-lsp listening on %s:%s", host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            pass
+
+
+def _clean(message: str) -> str:
+    from fusion_core.secrets import redact
+
+    return redact(" ".join(message.split()))
+
+
+def create_server() -> FusionServer:
+    """A server with every feature registered."""
+    from fusion_lsp import actions, completion_feature, review_feature
+
+    server = FusionServer()
+    _register_lifecycle(server)
+    review_feature.register(server)
+    actions.register(server)
+    completion_feature.register(server)
+    return server
+
+
+def _register_lifecycle(server: FusionServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: FusionServer, params: types.InitializeParams) -> None:
+        # Only remember things here: the answer must not wait for imports or file reads.
+        ls.init_options = params.initialization_options
+        root_uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+        root = to_fs_path(root_uri) if root_uri else params.root_path
+        ls.root = Path(root) if root else None
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: FusionServer, params: types.InitializedParams) -> None:
+        ls.reload_settings()
+        if ls.settings.preload_local and ls.settings.completion_enabled:
+            from fusion_lsp.completion_feature import preload_local_models
+
+            ls.tasks.start(("preload",), preload_local_models(ls))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: FusionServer, params: types.DidChangeConfigurationParams) -> None:
+        settings = params.settings
+        workspace = ls.client_capabilities.workspace
+        if not settings and workspace is not None and workspace.configuration:
+            try:
+                async with asyncio.timeout(2.0):
+                    pulled = await ls.workspace_configuration_async(types.ConfigurationParams(
+                        items=[types.ConfigurationItem(section="fusion")]))
+                settings = pulled[0] if pulled else None
+            except Exception as exc:  # noqa: BLE001 - keep the old settings
+                _log.warning("could not fetch settings: %s", exc)
+                return
+        ls.client_settings = settings
+        ls.reload_settings()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: FusionServer, params: types.DidOpenTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.change_logs[uri] = ChangeLog()
+        if ls.findings.forget(uri):
+            ls.publish(uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: FusionServer, params: types.DidSaveTextDocumentParams) -> None:
+        if ls.settings.review_on_save:
+            from fusion_lsp.review_feature import start_review
+
+            start_review(ls, params.text_document.uri, None, None, None)
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: FusionServer, params: None) -> None:
+        ls.tasks.cancel_all()
+        if ls._fusion is not None:
+            await ls._fusion.aclose()
+
+    @server.command("fusion.status")
+    def status(ls: FusionServer, *args: Any) -> dict[str, Any]:
+        """Sizes of the server's state, for debugging and the memory test."""
+        rss_kb = 0
+        try:
+            with open("/proc/self/statm") as statm:
+                rss_kb = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, ValueError):
+            pass
+        return {
+            "documents": len(ls.workspace.text_documents), "documents_with_findings": len(ls.findings),
+            "findings": ls.findings.count(), "tasks": len(ls.tasks), "change_logs": len(ls.change_logs),
+            "explanations": len(ls.explanations), "progress_tokens": len(ls.work_done_progress.tokens),
+            "pending_requests": len(ls.protocol._request_futures), "rss_kb": rss_kb,
+        }

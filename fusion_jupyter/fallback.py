@@ -12,20 +12,12 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from fusion_core.display import error_text, format_cost, format_seconds, format_tokens, progress_line
 from fusion_core.events import (
-    CandidateCancelled,
-    CandidateFailed,
-    CandidateFinished,
-    CandidateStarted,
     Event,
-    JudgeStarted,
-    Notice,
-    RoundFinished,
-    RunStarted,
 )
 from fusion_core.result import Candidate, FusionResult
-from fusion_jupyter.html import STATIC_CLASS, error_text
-from fusion_jupyter.state import format_cost, format_seconds, format_tokens
+from fusion_jupyter.html import STATIC_CLASS
 
 if TYPE_CHECKING:
     from fusion_jupyter.view import FusionView
@@ -163,29 +155,3 @@ class TextProgress:
         if line:
             print(line, file=self._stream or sys.stderr, flush=True)
 
-
-def progress_line(event: Event) -> str | None:
-    """One line describing ``event``, or None for events not worth a line (deltas)."""
-    if isinstance(event, RunStarted):
-        return f"fusion: {event.mode} over {len(event.models)} models, judge {event.judge}"
-    if isinstance(event, Notice):
-        return f"note: {event.message}"
-    number = getattr(event, "round", 1)
-    suffix = f" (round {number})" if number > 1 else ""
-    if isinstance(event, CandidateStarted):
-        return f"  {event.model}: streaming{suffix}"
-    if isinstance(event, CandidateFinished):
-        return (
-            f"  {event.model}: done{suffix} in {format_seconds(event.latency_s)}, "
-            f"{event.usage.completion_tokens} tokens"
-        )
-    if isinstance(event, CandidateFailed):
-        error = event.error
-        return f"  {event.model}: failed{suffix}: {error_text(error.kind, error.status, error.message)}"
-    if isinstance(event, CandidateCancelled):
-        return f"  {event.model}: cancelled{suffix} after {format_seconds(event.latency_s)}"
-    if isinstance(event, RoundFinished):
-        return f"  round {event.round} done" + (" (converged)" if event.converged else "")
-    if isinstance(event, JudgeStarted):
-        return f"  judge {event.model}: " + ("judging" if event.attempt == 1 else "repair request")
-    return None

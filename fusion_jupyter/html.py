@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from fusion_core.display import error_text, format_cost, format_seconds, format_tokens
 from fusion_core.result import ErrorInfo, FusionResult
 from fusion_jupyter.state import (
     CANCELLED,
@@ -20,9 +21,6 @@ from fusion_jupyter.state import (
     WAITING,
     PaneState,
     RunState,
-    format_cost,
-    format_seconds,
-    format_tokens,
 )
 
 # A static (text/markdown) copy of the result carries this class; the live view hides it.
@@ -147,11 +145,6 @@ def pane_body(pane: PaneState, debate: bool) -> str:
     return f'<div class="fusion-scroll"><div>{"".join(parts)}</div></div>'
 
 
-def error_text(kind: str, status: int | None, message: str) -> str:
-    """``no_credits: 402 insufficient credits``: the kind, and the status unless the message has it."""
-    if status is not None and str(status) not in message:
-        return f"{kind}: {status} {message}"
-    return f"{kind}: {message}"
 
 
 def judge_line(state: RunState) -> str:

@@ -229,24 +229,6 @@ class RunState:
 # -- formatting shared by the widget view and the text/markdown fallback ---------
 
 
-def format_cost(usage: Usage | None) -> str:
-    """``$0.0012`` (``~`` when estimated from list prices), ``n/a`` when unknown."""
-    if usage is None or usage.cost is None:
-        return "n/a"
-    cost = usage.cost
-    # Cheap models cost fractions of a cent per call; show enough digits to compare them.
-    text = "0" if cost == 0 else f"{cost:.4f}" if cost >= 0.01 else f"{cost:.6f}"
-    return f"{'~' if usage.cost_estimated else ''}${text}"
 
 
-def format_tokens(usage: Usage | None) -> str:
-    """``1,234 tokens`` (prompt plus completion), blank when unknown."""
-    if usage is None:
-        return ""
-    return f"{usage.total_tokens:,} tokens"
 
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"

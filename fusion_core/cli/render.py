@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from fusion_core.display import format_cost, progress_line
 from fusion_core.events import (
     CandidateCancelled,
     CandidateDelta,
@@ -25,7 +26,6 @@ from fusion_core.events import (
     JudgeDelta,
     JudgeStarted,
     Notice,
-    RoundFinished,
     RunFinished,
     RunStarted,
 )
@@ -104,19 +104,13 @@ class RunView:
                 latency = f"{now - row.started:.1f}s" if row.started else ""
             state = row.state + (f" r{row.round}" if row.round > 1 else "")
             table.add_row(name, Text(state, style=STATE_STYLE.get(row.state, "")), tokens, latency,
-                          format_cost(row.usage), Text(row.detail[:80], style="dim"))
+                          format_cost(row.usage) if row.usage else "", Text(row.detail[:80], style="dim"))
         if self.judge:
             table.add_row(Text(f"judge {self.judge}", style="bold"), self.judge_state,
                           f"~{self.judge_chunks}" if self.judge_chunks else "", "", "", "")
         return table
 
 
-def format_cost(usage: Usage | None) -> str:
-    """``$0.0012`` (``~`` when estimated from list prices), or blank when unknown."""
-    if usage is None or usage.cost is None:
-        return ""
-    digits = 6 if 0 < usage.cost < 0.01 else 4
-    return f"{'~' if usage.cost_estimated else ''}${usage.cost:.{digits}f}"
 
 
 class TerminalRenderer:
@@ -141,32 +135,16 @@ class TerminalRenderer:
 
     def handle(self, event: Event) -> None:
         self.view.apply(event)
-        if isinstance(event, Notice):
-            self.console.print(f"[yellow]note:[/] {escape(event.message)}")
         if self._live is not None:
+            if isinstance(event, Notice):
+                self.console.print(f"[yellow]note:[/] {escape(event.message)}")
             self._live.update(self.view.table())
             return
-        line = _plain_line(event)
+        line = progress_line(event)
         if line:
             self.console.print(line, markup=False, highlight=False)
 
 
-def _plain_line(event: Event) -> str | None:
-    if isinstance(event, RunStarted):
-        return f"fusion: {event.mode} over {len(event.models)} models, judge {event.judge}"
-    if isinstance(event, CandidateStarted):
-        return f"  {event.model}: started" + (f" (round {event.round})" if event.round > 1 else "")
-    if isinstance(event, CandidateFinished):
-        return f"  {event.model}: done in {event.latency_s:.2f}s, {event.usage.completion_tokens} tokens"
-    if isinstance(event, CandidateFailed):
-        return f"  {event.model}: failed: {event.error.kind}: {event.error.message}"
-    if isinstance(event, CandidateCancelled):
-        return f"  {event.model}: cancelled after {event.latency_s:.2f}s"
-    if isinstance(event, RoundFinished):
-        return f"  round {event.round} done" + (" (converged)" if event.converged else "")
-    if isinstance(event, JudgeStarted):
-        return f"  judge {event.model}: " + ("judging" if event.attempt == 1 else "repair request")
-    return None
 
 
 def print_summary(console: Console, result: FusionResult) -> None:
@@ -191,7 +169,7 @@ def print_summary(console: Console, result: FusionResult) -> None:
         swap = result.judge.verdict.get("swap")
         if isinstance(swap, dict) and not swap.get("agree"):
             console.print(f"[yellow]position-bias check:[/] verdicts disagreed, confidence {swap['confidence']}")
-    cost = format_cost(result.usage) or "n/a"
+    cost = format_cost(result.usage)
     compute = f", compute {result.usage.compute_s:.2f}s" if result.usage.compute_s else ""
     console.print(f"[bold]total[/] {result.usage.prompt_tokens}+{result.usage.completion_tokens} tokens, "
                   f"cost {cost}{compute}, wall {result.wall_s:.2f}s")

@@ -233,3 +233,21 @@ async def test_timeout_fails_only_the_hanging_model(server: TestServer, remote_e
     hang = next(c for c in result.candidates if c.model == "mock/hang")
     assert result.status == "ok" and hang.error is not None and hang.error.kind == "timeout"
     assert 1.0 <= result.wall_s < 3
+
+
+def test_named_endpoint_with_its_own_key_variable(server: TestServer, remote_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    # A second OpenAI-compatible server (vLLM, llama.cpp, Ollama) configured by name.
+    (tmp_path / "fusion.toml").write_text(
+        f'[endpoints.lab]\nbase_url = "{server.base_url}"\napi_key_env = "LAB_KEY"\n')
+    env = {k: v for k, v in remote_env.items() if not k.startswith("OPENROUTER_")}
+    missing = cli(env, "run", "q", "--pool", "lab:mock/alpha,lab:mock/beta", "--judge", "lab:mock/judge",
+                  cwd=tmp_path)
+    assert missing.returncode == 3 and "LAB_KEY" in missing.stderr
+    env["LAB_KEY"] = TEST_KEY
+    run = cli(env, "run", "q", "--pool", "lab:mock/alpha,lab:mock/beta", "--judge", "lab:mock/judge", "--json",
+              cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert {c["model"] for c in json.loads(run.stdout)["candidates"]} == {"lab:mock/alpha", "lab:mock/beta"}
+    # Only OpenRouter gets the attribution headers.
+    assert all(not r["headers"].get("x-title") for r in server.log())

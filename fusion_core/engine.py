@@ -285,7 +285,7 @@ class Fusion:
             name=plan.judge_name, backend=backend, model=plan.judge_model,
             mode=MODES[plan.settings.mode], question=plan.prompt, nonce=plan.nonce,
             use_json_schema=bool(info and info.supports_json_schema), system=plan.settings.system,
-            pricing=info.pricing if info else None,
+            pricing=info.pricing if info else None, timeout_s=plan.settings.timeout_s,
         )
         return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
 

@@ -8,13 +8,15 @@ reports ``judge_failed``; it never crashes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from fusion_core.backends.base import Backend, ChatRequest, Message
-from fusion_core.errors import BackendError, FusionError, InternalError, JudgeError
+from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S
+from fusion_core.errors import BackendError, BackendTimeout, FusionError, InternalError, JudgeError
 from fusion_core.events import Event, JudgeDelta, JudgeStarted
 from fusion_core.framing import Labeled, extract_json_object, judge_messages, repair_messages
 from fusion_core.modes.base import Mode, Verdict, VerdictFormatError
@@ -53,6 +55,7 @@ class JudgeCall:
     max_tokens: int | None = DEFAULT_JUDGE_MAX_TOKENS
     system: str | None = None
     pricing: Pricing | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
 
 async def judge_with_llm(
@@ -170,12 +173,16 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
     usage = Usage()
     stream = call.backend.stream(request)
     try:
-        async for chunk in stream:
-            if chunk.text:
-                parts.append(chunk.text)
-                emit(JudgeDelta(text=chunk.text))
-            if chunk.usage is not None:
-                usage = chunk.usage
+        async with asyncio.timeout(call.timeout_s):
+            async for chunk in stream:
+                if chunk.text:
+                    parts.append(chunk.text)
+                    emit(JudgeDelta(text=chunk.text))
+                if chunk.usage is not None:
+                    usage = chunk.usage
+    except TimeoutError:
+        raise BackendTimeout(f"the judge {call.name} gave no complete verdict within {call.timeout_s:g} s",
+                             model=call.model) from None
     finally:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:

@@ -13,6 +13,12 @@ from fusion_core.testing.server import TestServer, run_test_server
 TEST_KEY = "sk-or-v1-" + "5eC7e7" * 10 + "abcd"
 
 
+@pytest.fixture(autouse=True)
+def isolated_run_log(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI runs in tests log to a throwaway database, never the user's own."""
+    monkeypatch.setenv("FUSION_LOG_DB", str(tmp_path_factory.mktemp("runlog") / "runs.db"))
+
+
 @pytest.fixture(scope="session")
 def openrouter_server() -> Iterator[TestServer]:
     """One test server for the session; tests call ``.reset()`` when they need a clean log."""

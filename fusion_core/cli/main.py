@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from fusion_core.options import (
     resolve_settings,
 )
 from fusion_core.result import FusionResult
+from fusion_core.runlog import NO_LOG_ENV, RunLog, default_log_path
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -53,10 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("prompt", help="the prompt, or - to read it from stdin")
     add_run_options(run)
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    run.add_argument("--no-log", action="store_true", dest="no_log",
+                     help="do not record this run in the run log (see `fusion logs`)")
     models = commands.add_parser("models", help="list an endpoint's models and prices")
     models.add_argument("--endpoint", default="openrouter", help="a configured endpoint name")
     models.add_argument("--filter", default="", help="only ids containing this text")
     commands.add_parser("pools", help="list the configured pools")
+    logs = commands.add_parser("logs", help="list logged runs, or show one run's result JSON")
+    logs.add_argument("-n", "--count", type=int, default=10, help="how many recent runs (default 10)")
+    logs.add_argument("--id", type=int, dest="run_id", help="print this run's full result JSON")
+    commands.add_parser("costs", help="calls, tokens and cost per model over every logged run")
     return parser
 
 
@@ -71,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, config, err)
         if args.command == "models":
             return asyncio.run(_models(args, config))
+        if args.command in ("logs", "costs"):
+            return _show_log(args)
         return _pools(config)
     except (ConfigError, EgressBlocked) as exc:
         _report(err, exc, args)
@@ -97,7 +107,52 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     fusion.preflight(resolved.settings)
     _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
     result = asyncio.run(_stream(fusion, prompt, resolved.settings, err))
-    return _finish(result, args.json, err)
+    code = _finish(result, args.json, err)
+    _record(prompt, result, err, enabled=not args.no_log)
+    return code
+
+
+def _record(prompt: str, result: FusionResult, err: Console, *, enabled: bool) -> None:
+    """Log the run; a broken log costs a warning, never the answer or the exit code."""
+    path = default_log_path(os.environ) if enabled else None
+    if path is None:
+        return
+    try:
+        RunLog(path).record(prompt, result)
+    except FusionError as exc:
+        err.print(f"[yellow]warning:[/] run not logged: {escape(exc.message)}")
+
+
+def _show_log(args: argparse.Namespace) -> int:
+    path = default_log_path(os.environ)
+    if path is None:
+        raise ConfigError(f"run logging is off ({NO_LOG_ENV} is set)", hint=f"Unset {NO_LOG_ENV}.")
+    log = RunLog(path)
+    if args.command == "costs":
+        from fusion_core.display import format_cost
+        from fusion_core.usage import Usage
+
+        totals = log.totals()
+        print(f"{'model':<44} {'calls':>6} {'failed':>6} {'tokens in':>10} {'tokens out':>10} {'cost':>12}")
+        for row in totals:
+            cost = format_cost(Usage(cost=row.cost, cost_estimated=row.estimated))
+            print(f"{row.model:<44} {row.calls:>6} {row.failures:>6} {row.prompt_tokens:>10} "
+                  f"{row.completion_tokens:>10} {cost:>12}")
+        if not totals:
+            print(f"no runs logged yet in {path}")
+        return EXIT_OK
+    if args.run_id is not None:
+        print(log.result_json(args.run_id))
+        return EXIT_OK
+    runs = log.recent(args.count)
+    for run in runs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.finished_at))
+        prompt = " ".join(run.prompt.split())[:60]
+        cost = "n/a" if run.cost is None else f"${run.cost:.6f}"
+        print(f"{run.id:>5}  {when}  {run.mode:<8} {run.status:<12} {cost:>11} {run.wall_s:>7.2f}s  {prompt}")
+    if not runs:
+        print(f"no runs logged yet in {path}")
+    return EXIT_OK
 
 
 async def _stream(fusion: Fusion, prompt: str, settings: object, err: Console) -> FusionResult:

@@ -1,0 +1,165 @@
+"""A SQLite log of finished runs, for looking back and for per-model cost accounting.
+
+The CLI records every run in ``$XDG_DATA_HOME/fusion/runs.db`` (default
+``~/.local/share/fusion/runs.db``) unless ``--no-log`` or ``FUSION_NO_LOG=1``
+says not to; ``FUSION_LOG_DB`` points it elsewhere. Only the result is stored:
+prompt, answer, candidates, verdict and usage. No key is ever part of a result.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fusion_core.errors import ConfigError
+from fusion_core.result import FusionResult
+
+LOG_DB_ENV = "FUSION_LOG_DB"
+NO_LOG_ENV = "FUSION_NO_LOG"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    finished_at REAL NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    wall_s REAL NOT NULL,
+    cost REAL,
+    result_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL,
+    cost_estimated INTEGER NOT NULL,
+    latency_s REAL
+);
+CREATE INDEX IF NOT EXISTS calls_model ON calls(model);
+"""
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    id: int
+    finished_at: float
+    mode: str
+    status: str
+    prompt: str
+    answer: str
+    wall_s: float
+    cost: float | None
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    """One model's calls across every logged run."""
+
+    model: str
+    calls: int
+    failures: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    estimated: bool
+
+
+def default_log_path(env: Mapping[str, str]) -> Path | None:
+    """Where runs are logged, or None when logging is switched off."""
+    if env.get(NO_LOG_ENV, "").strip() not in ("", "0"):
+        return None
+    if env.get(LOG_DB_ENV):
+        return Path(env[LOG_DB_ENV]).expanduser()
+    base = env.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(base).expanduser() / "fusion" / "runs.db"
+
+
+class RunLog:
+    """The run log at ``path``; every method opens, uses and closes its own connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, prompt: str, result: FusionResult, *, now: float | None = None) -> int:
+        """Store a finished run; returns its id."""
+        with self._session(create=True) as db:
+            cursor = db.execute(
+                "INSERT INTO runs (finished_at, mode, status, prompt, answer, wall_s, cost, result_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time() if now is None else now, result.mode, result.status, prompt, result.answer,
+                 result.wall_s, result.usage.cost, result.to_json(indent=None)),
+            )
+            run_id = int(cursor.lastrowid or 0)
+            calls = [(run_id, c.model, "candidate", c.status, c.usage.prompt_tokens, c.usage.completion_tokens,
+                      c.usage.cost, int(c.usage.cost_estimated), c.latency_s)
+                     for rnd in (result.rounds or (result.candidates,)) for c in rnd]
+            if result.judge is not None:
+                judge = result.judge
+                calls.append((run_id, judge.model, "judge", "failed" if judge.error else "ok",
+                              judge.usage.prompt_tokens, judge.usage.completion_tokens, judge.usage.cost,
+                              int(judge.usage.cost_estimated), None))
+            db.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", calls)
+        return run_id
+
+    def recent(self, limit: int) -> list[LoggedRun]:
+        """The latest ``limit`` runs, newest first."""
+        with self._session() as db:
+            rows = db.execute("SELECT id, finished_at, mode, status, prompt, answer, wall_s, cost FROM runs"
+                              " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [LoggedRun(*row) for row in rows]
+
+    def result_json(self, run_id: int) -> str:
+        """The full result JSON of one run."""
+        with self._session() as db:
+            row = db.execute("SELECT result_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise ConfigError(f"no logged run has id {run_id}", hint="`fusion logs` lists the runs.")
+        return str(row[0])
+
+    def totals(self) -> list[ModelTotals]:
+        """Calls, tokens and cost per model over every logged run, most expensive first."""
+        with self._session() as db:
+            rows = db.execute(
+                "SELECT model, COUNT(*), SUM(status = 'failed'), SUM(prompt_tokens), SUM(completion_tokens),"
+                " COALESCE(SUM(cost), 0), MAX(cost_estimated) FROM calls GROUP BY model"
+                " ORDER BY COALESCE(SUM(cost), 0) DESC, model").fetchall()
+        return [ModelTotals(model, calls, failures, prompt, completion, cost, bool(estimated))
+                for model, calls, failures, prompt, completion, cost, estimated in rows]
+
+    @contextmanager
+    def _session(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
+        db = self._connect(create=create)
+        try:
+            with db:  # commits, or rolls back on error
+                yield db
+        except sqlite3.Error as exc:
+            raise ConfigError(f"the run log {self.path} failed: {exc}",
+                              hint=f"Remove the file, or set {NO_LOG_ENV}=1.") from exc
+        finally:
+            db.close()
+
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        if not create and not self.path.exists():
+            # Reading an empty log is not an error: there is simply nothing yet.
+            db = sqlite3.connect(":memory:")
+            db.executescript(SCHEMA)
+            return db
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path)
+            db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot use the run log {self.path}: {exc}",
+                hint=f"Fix or remove the file, point {LOG_DB_ENV} elsewhere, or set {NO_LOG_ENV}=1.",
+            ) from exc
+        return db

@@ -72,10 +72,7 @@ def resolve_settings(options: argparse.Namespace, config: Config,
     """Combine parsed flags, the config and the defaults into RunSettings."""
     local_only = bool(options.local_only) or config.local_only
     pool, notice = _choose_pool(options.pool, config, env, local_only)
-    judge = options.judge or pool.judge
-    if judge is None:
-        judge = (LOCAL_DEFAULT_POOL if local_only or not env.get(OPENROUTER_KEY_ENV)
-                 else REMOTE_DEFAULT_POOL).judge
+    judge = options.judge or pool.judge or default_pool(env, local_only).judge
     for name in ("rounds", "quorum", "max_tokens", "timeout"):
         value = getattr(options, name)
         if value is not None and value <= 0:
@@ -107,9 +104,31 @@ def _choose_pool(flag: str | None, config: Config, env: Mapping[str, str],
         return PoolConfig(name="command-line", models=models), None
     if config.default_pool:
         return config.pool(config.default_pool), None
+    pool = default_pool(env, local_only)
+    return pool, LOCAL_NOTICE if pool is LOCAL_DEFAULT_POOL else None
+
+
+def default_pool(env: Mapping[str, str], local_only: bool) -> PoolConfig:
+    """The built-in pool: the embedded local model without a key (or when local-only), else OpenRouter's."""
     if local_only or not env.get(OPENROUTER_KEY_ENV, "").strip():
-        return LOCAL_DEFAULT_POOL, LOCAL_NOTICE
-    return REMOTE_DEFAULT_POOL, None
+        return LOCAL_DEFAULT_POOL
+    return REMOTE_DEFAULT_POOL
+
+
+def pool_lines(config: Config) -> list[str]:
+    """A listing of the configured pools (``--pool @name``) and the built-in defaults."""
+    where = f" in {config.path}" if config.path else " (no fusion.toml found)"
+    lines = [f"Configured pools{where}:" if config.pools else f"No pools configured{where}."]
+    for pool in config.pools.values():
+        marker = " (default)" if config.default_pool == pool.name else ""
+        lines.append(f"  @{pool.name}{marker}: {', '.join(pool.models)}")
+        lines.append(f"      judge {pool.judge or '(default)'}, mode {pool.mode or DEFAULT_MODE}")
+    lines.append("Built-in defaults, used when no pool is chosen:")
+    for pool, when in ((REMOTE_DEFAULT_POOL, f"with {OPENROUTER_KEY_ENV} set"),
+                       (LOCAL_DEFAULT_POOL, "with no key: the embedded local model")):
+        lines.append(f"  {pool.name} ({when}): {', '.join(pool.models)}")
+        lines.append(f"      judge {pool.judge}, mode {pool.mode}")
+    return lines
 
 
 def _first(*values: Any) -> Any:

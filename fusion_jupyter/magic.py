@@ -43,7 +43,7 @@ from traitlets import CaselessStrEnum
 from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, RunFinished
-from fusion_core.options import LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL, add_run_options
+from fusion_core.options import add_run_options, pool_lines
 from fusion_core.result import FusionResult
 from fusion_jupyter.fallback import FusionOutput, TextProgress
 from fusion_jupyter.session import RUN_OPTION_DESTS, FusionSession, Prepared
@@ -226,19 +226,7 @@ class FusionMagics(Magics):
             config = self.session.load_config()
         except FusionError as exc:
             raise self._error(exc) from None
-        where = f" in {config.path}" if config.path else " (no fusion.toml found)"
-        print(f"Configured pools{where}:" if config.pools else f"No pools configured{where}.")
-        for pool in config.pools.values():
-            marker = " (default)" if config.default_pool == pool.name else ""
-            print(f"  @{pool.name}{marker}: {', '.join(pool.models)}")
-            print(f"      judge {pool.judge or '(default)'}, mode {pool.mode or 'merge'}")
-        print("Built-in defaults, used when no pool is chosen:")
-        for pool, when in (
-            (REMOTE_DEFAULT_POOL, "with OPENROUTER_API_KEY set"),
-            (LOCAL_DEFAULT_POOL, "with no key: the embedded local model"),
-        ):
-            print(f"  {pool.name} ({when}): {', '.join(pool.models)}")
-            print(f"      judge {pool.judge}, mode {pool.mode}")
+        print("\n".join(pool_lines(config)))
 
     # -- %fuse_config -----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from fusion_core.completion import DEFAULT_COMPLETION_MAX_TOKENS, DEFAULT_DEADLINE_S
 from fusion_core.config import Config, PoolConfig
-from fusion_core.options import EMBEDDED_MODEL, LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL
+from fusion_core.options import EMBEDDED_MODEL, LOCAL_DEFAULT_POOL, default_pool
 from fusion_core.review import DEFAULT_REVIEW_MAX_TOKENS, DEFAULT_REVIEW_TIMEOUT_S
 
 REVIEW_POOL_NAME = "review"
@@ -78,12 +78,11 @@ def build_settings(config: Config, overrides: Sequence[Any], env: Mapping[str, s
     """Settings from ``config`` and then each override object in turn; also returns problems found."""
     problems: list[str] = []
     values: dict[str, Any] = {}
-    has_key = bool(env.get("OPENROUTER_API_KEY", "").strip())
     local_only = config.local_only
-    if not has_key or local_only:
-        values["review_pool"] = LOCAL_DEFAULT_POOL.models
-    else:
-        values.update(review_pool=REMOTE_DEFAULT_POOL.models, review_judge=REMOTE_DEFAULT_POOL.judge)
+    builtin = default_pool(env, local_only)
+    values["review_pool"] = builtin.models
+    if builtin is not LOCAL_DEFAULT_POOL:
+        values["review_judge"] = builtin.judge
     _from_pool(values, config.pools.get(REVIEW_POOL_NAME), "review")
     _from_pool(values, config.pools.get(COMPLETION_POOL_NAME), "completion")
     values["local_only"] = local_only

@@ -27,9 +27,8 @@ from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingK
 from fusion_core.events import RunFinished
 from fusion_core.options import (
     EMBEDDED_MODEL,
-    LOCAL_DEFAULT_POOL,
-    REMOTE_DEFAULT_POOL,
     add_run_options,
+    pool_lines,
     resolve_settings,
 )
 from fusion_core.result import FusionResult
@@ -229,16 +228,7 @@ async def _models(args: argparse.Namespace, config: Config) -> int:
 
 
 def _pools(config: Config) -> int:
-    out = Console(highlight=False)
-    pools = list(config.pools.values())
-    if not pools:
-        out.print("No pools configured" + (f" in {config.path}" if config.path else "")
-                  + ". Built-in defaults:", markup=False)
-        pools = [LOCAL_DEFAULT_POOL, REMOTE_DEFAULT_POOL]
-    for pool in pools:
-        marker = " (default)" if config.default_pool == pool.name else ""
-        out.print(f"@{pool.name}{marker}: {', '.join(pool.models)}", markup=False)
-        out.print(f"    judge {pool.judge or '(default)'}, mode {pool.mode or 'merge'}", markup=False)
+    print("\n".join(pool_lines(config)))
     return EXIT_OK
 
 

@@ -90,3 +90,12 @@ def test_comma_pool_from_flag() -> None:
 def test_bad_numbers_are_usage_errors() -> None:
     with pytest.raises(ConfigError):
         resolve_settings(_options("--pool", "a/b", "--judge", "c/d", "--rounds", "0"), parse_config(""), {})
+
+
+def test_key_selects_the_remote_default_unless_local_only() -> None:
+    from fusion_core.options import REMOTE_DEFAULT_POOL
+
+    env = {"OPENROUTER_API_KEY": "sk-or-v1-test"}
+    assert resolve_settings(_options(), parse_config(""), env).settings.pool == REMOTE_DEFAULT_POOL.models
+    local = resolve_settings(_options("--local-only"), parse_config(""), env)
+    assert local.settings.pool == LOCAL_DEFAULT_POOL.models and local.local_only

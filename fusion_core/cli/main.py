@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fusion_core.config import Config, load_config
-from fusion_core.engine import Fusion
+from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
 from fusion_core.events import RunFinished
 from fusion_core.options import (
@@ -154,13 +154,13 @@ def _show_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _stream(fusion: Fusion, prompt: str, settings: object, err: Console) -> FusionResult:
+async def _stream(fusion: Fusion, prompt: str, settings: RunSettings, err: Console) -> FusionResult:
     from fusion_core.cli.render import TerminalRenderer
 
     result: FusionResult | None = None
     try:
         with TerminalRenderer(err) as renderer:
-            async for event in fusion.stream(prompt, settings):  # type: ignore[arg-type]
+            async for event in fusion.stream(prompt, settings):
                 renderer.handle(event)
                 if isinstance(event, RunFinished):
                     result = event.result

@@ -48,12 +48,17 @@ CURSOR = types.Position(line=1, character=11)
 
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"median": statistics.median(ordered), "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-            "min": ordered[0], "max": ordered[-1]}
+    return {
+        "median": statistics.median(ordered),
+        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
 
 
-async def start(env: dict[str, str], root: Path, options: dict[str, Any],
-                settle_s: float = 0.0) -> tuple[LanguageClient, float, float]:
+async def start(
+    env: dict[str, str], root: Path, options: dict[str, Any], settle_s: float = 0.0
+) -> tuple[LanguageClient, float, float]:
     """A client on a fresh server; returns (client, s from spawn to initialize answer, s for the request).
 
     With ``settle_s`` the request is sent only that long after the spawn, so the
@@ -64,9 +69,13 @@ async def start(env: dict[str, str], root: Path, options: dict[str, Any],
     assert isinstance(client, LanguageClient)
     await asyncio.sleep(settle_s)
     sent = time.perf_counter()
-    await client.initialize_session(types.InitializeParams(
-        capabilities=client_capabilities("visual_studio_code"), root_uri=root.as_uri(),
-        initialization_options=options))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual_studio_code"),
+            root_uri=root.as_uri(),
+            initialization_options=options,
+        )
+    )
     answered = time.perf_counter()
     return client, answered - spawned, answered - sent
 
@@ -78,8 +87,11 @@ async def stop(client: LanguageClient) -> None:
 
 def open_doc(client: LanguageClient, root: Path, text: str = CODE) -> str:
     uri = (root / "bench.py").as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
     return uri
 
 
@@ -87,8 +99,7 @@ async def backend_time(env: dict[str, str], model: str, reps: int) -> list[float
     """The HTTP backend's own time for one streamed request (what the server waits for)."""
     fusion = Fusion(env=env)
     backend, model_id = fusion.resolver.resolve(model)
-    request = ChatRequest(model=model_id, messages=(Message("user", "def add(a, b):\n    return "),),
-                          max_tokens=64)
+    request = ChatRequest(model=model_id, messages=(Message("user", "def add(a, b):\n    return "),), max_tokens=64)
     times = []
     try:
         await complete(backend, request)  # warm the connection pool, as the server's would be
@@ -102,8 +113,13 @@ async def backend_time(env: dict[str, str], model: str, reps: int) -> list[float
 
 
 async def completion_times(env: dict[str, str], root: Path, model: str, reps: int, debounce: float) -> list[float]:
-    options = {"completionPool": [model], "completionDeadlineS": 30.0, "debounceS": debounce,
-               "preloadLocal": False, "reviewPool": [model]}
+    options = {
+        "completionPool": [model],
+        "completionDeadlineS": 30.0,
+        "debounceS": debounce,
+        "preloadLocal": False,
+        "reviewPool": [model],
+    }
     client, _, _ = await start(env, root, options)
     uri = open_doc(client, root)
     params = types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR)
@@ -123,8 +139,13 @@ async def completion_times(env: dict[str, str], root: Path, model: str, reps: in
 async def cancel_to_close(env: dict[str, str], root: Path, server: TestServer, reps: int, kind: str) -> list[float]:
     """Seconds from sending $/cancelRequest to the test server seeing the connection close."""
     server.script("script/bench-slow", replies=['{"findings": []}'], latency_s=60)
-    options = {"completionPool": ["script/bench-slow"], "reviewPool": ["script/bench-slow"],
-               "completionDeadlineS": 120.0, "debounceS": 0.0, "preloadLocal": False}
+    options = {
+        "completionPool": ["script/bench-slow"],
+        "reviewPool": ["script/bench-slow"],
+        "completionDeadlineS": 120.0,
+        "debounceS": 0.0,
+        "preloadLocal": False,
+    }
     client, _, _ = await start(env, root, options)
     uri = open_doc(client, root)
     delays = []
@@ -134,11 +155,17 @@ async def cancel_to_close(env: dict[str, str], root: Path, server: TestServer, r
             server.script("script/bench-slow", replies=['{"findings": []}'], latency_s=60)
             msg_id = f"{kind}-{rep}"
             if kind == "completion":
-                client.protocol.send_request(types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR), msg_id=msg_id)
+                client.protocol.send_request(
+                    types.TEXT_DOCUMENT_COMPLETION,
+                    types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri), position=CURSOR),
+                    msg_id=msg_id,
+                )
             else:
-                client.protocol.send_request(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
-                    command="fusion.review", arguments=[uri]), msg_id=msg_id)
+                client.protocol.send_request(
+                    types.WORKSPACE_EXECUTE_COMMAND,
+                    types.ExecuteCommandParams(command="fusion.review", arguments=[uri]),
+                    msg_id=msg_id,
+                )
             while not server.log():
                 await asyncio.sleep(0.005)
             await asyncio.sleep(0.05)  # the request is streaming (keep-alives) when it is cancelled
@@ -181,10 +208,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             results[f"overhead_ratio_{label}"] = statistics.median(lsp) / statistics.median(backend)
 
         for kind in ("completion", "review"):
-            results[f"cancel_to_close_{kind}_s"] = summary(await cancel_to_close(env, root, server, args.cancel_reps,
-                                                                                 kind))
-    results["params"] = {"model": model, "reps": args.reps, "cancel_reps": args.cancel_reps,
-                         "default_debounce_s": DEFAULT_DEBOUNCE_S}
+            results[f"cancel_to_close_{kind}_s"] = summary(
+                await cancel_to_close(env, root, server, args.cancel_reps, kind)
+            )
+    results["params"] = {
+        "model": model,
+        "reps": args.reps,
+        "cancel_reps": args.cancel_reps,
+        "default_debounce_s": DEFAULT_DEBOUNCE_S,
+    }
     return results
 
 
@@ -194,19 +226,21 @@ def report(results: dict[str, Any]) -> str:
         return f"median {s['median'] * 1000:7.1f} ms   p90 {s['p90'] * 1000:7.1f} ms   max {s['max'] * 1000:7.1f} ms"
 
     p = results["params"]
-    return "\n".join([
-        f"fusion-lsp benchmark ({p['model']}, {p['reps']} completion requests, {p['cancel_reps']} cancellations)",
-        f"  initialize, from spawn          {ms('initialize_from_spawn_s')}",
-        f"  initialize, started process     {ms('initialize_request_s')}",
-        f"  backend alone (HTTP stream)     {ms('backend_s')}",
-        f"  completion via LSP, debounce 0  {ms('completion_no_debounce_s')}",
-        f"  completion via LSP, debounce {p['default_debounce_s'] * 1000:.0f} ms "
-        f"{ms('completion_default_debounce_s')}",
-        f"  overhead ratio (LSP ÷ backend)  {results['overhead_ratio_no_debounce']:.3f} without debounce, "
-        f"{results['overhead_ratio_default_debounce']:.3f} with the default debounce",
-        f"  $/cancelRequest → upstream closed, completion  {ms('cancel_to_close_completion_s')}",
-        f"  $/cancelRequest → upstream closed, review      {ms('cancel_to_close_review_s')}",
-    ])
+    return "\n".join(
+        [
+            f"fusion-lsp benchmark ({p['model']}, {p['reps']} completion requests, {p['cancel_reps']} cancellations)",
+            f"  initialize, from spawn          {ms('initialize_from_spawn_s')}",
+            f"  initialize, started process     {ms('initialize_request_s')}",
+            f"  backend alone (HTTP stream)     {ms('backend_s')}",
+            f"  completion via LSP, debounce 0  {ms('completion_no_debounce_s')}",
+            f"  completion via LSP, debounce {p['default_debounce_s'] * 1000:.0f} ms "
+            f"{ms('completion_default_debounce_s')}",
+            f"  overhead ratio (LSP ÷ backend)  {results['overhead_ratio_no_debounce']:.3f} without debounce, "
+            f"{results['overhead_ratio_default_debounce']:.3f} with the default debounce",
+            f"  $/cancelRequest → upstream closed, completion  {ms('cancel_to_close_completion_s')}",
+            f"  $/cancelRequest → upstream closed, review      {ms('cancel_to_close_review_s')}",
+        ]
+    )
 
 
 def main() -> int:

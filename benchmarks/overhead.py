@@ -76,8 +76,11 @@ async def _quorum(server: TestServer) -> dict[str, Any]:
     waited = await fusion.arun("q", RunSettings(pool=pool, judge=JUDGE))
     quorum = await fusion.arun("q", RunSettings(pool=pool, judge=JUDGE, quorum=3))
     await fusion.aclose()
-    return {"wait_for_straggler_s": round(waited.wall_s, 3), "quorum_3_s": round(quorum.wall_s, 3),
-            "speedup": round(waited.wall_s / quorum.wall_s, 2)}
+    return {
+        "wait_for_straggler_s": round(waited.wall_s, 3),
+        "quorum_3_s": round(quorum.wall_s, 3),
+        "speedup": round(waited.wall_s / quorum.wall_s, 2),
+    }
 
 
 async def _concurrent(server: TestServer, runs: int) -> dict[str, Any]:
@@ -90,9 +93,14 @@ async def _concurrent(server: TestServer, runs: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     await fusion.aclose()
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"runs": runs, "ok": sum(r.ok for r in results), "wall_s": round(elapsed, 2),
-            "runs_per_s": round(runs / elapsed, 1), "peak_rss_mb": round(rss_after / 1024, 1),
-            "rss_growth_mb": round((rss_after - rss_before) / 1024, 1)}
+    return {
+        "runs": runs,
+        "ok": sum(r.ok for r in results),
+        "wall_s": round(elapsed, 2),
+        "runs_per_s": round(runs / elapsed, 1),
+        "peak_rss_mb": round(rss_after / 1024, 1),
+        "rss_growth_mb": round((rss_after - rss_before) / 1024, 1),
+    }
 
 
 async def bench(quick: bool) -> dict[str, Any]:
@@ -114,14 +122,20 @@ def main() -> None:
     figures = asyncio.run(bench(args.quick))
     print(f"{'pool':>4} {'wall/(slowest+judge)':>21} {'start spread':>13} {'judge gap':>10}")
     for row in figures["overhead"]:
-        print(f"{row['pool']:>4} {row['wall_over_slowest_plus_judge']:>21} "
-              f"{row['start_spread_ms']:>10} ms {row['judge_gap_ms']:>7} ms")
+        print(
+            f"{row['pool']:>4} {row['wall_over_slowest_plus_judge']:>21} "
+            f"{row['start_spread_ms']:>10} ms {row['judge_gap_ms']:>7} ms"
+        )
     q = figures["quorum"]
-    print(f"quorum: waiting for a 5 s straggler {q['wait_for_straggler_s']} s, "
-          f"--quorum 3 {q['quorum_3_s']} s ({q['speedup']}x)")
+    print(
+        f"quorum: waiting for a 5 s straggler {q['wait_for_straggler_s']} s, "
+        f"--quorum 3 {q['quorum_3_s']} s ({q['speedup']}x)"
+    )
     c = figures["concurrent"]
-    print(f"concurrent: {c['runs']} runs x 5 models in {c['wall_s']} s = {c['runs_per_s']} runs/s, "
-          f"{c['ok']} ok, peak RSS {c['peak_rss_mb']} MB (+{c['rss_growth_mb']} MB)")
+    print(
+        f"concurrent: {c['runs']} runs x 5 models in {c['wall_s']} s = {c['runs_per_s']} runs/s, "
+        f"{c['ok']} ok, peak RSS {c['peak_rss_mb']} MB (+{c['rss_growth_mb']} MB)"
+    )
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as handle:
             json.dump(figures, handle, indent=2)

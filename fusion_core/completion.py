@@ -34,8 +34,14 @@ from fusion_core.result import Candidate
 from fusion_core.review import check_cost
 
 __all__ = [
-    "CompletionContext", "CompletionOutcome", "CompletionSettings", "RankedCompletion",
-    "clean_completion", "completion_messages", "fused_completion", "rank_completions",
+    "CompletionContext",
+    "CompletionOutcome",
+    "CompletionSettings",
+    "RankedCompletion",
+    "clean_completion",
+    "completion_messages",
+    "fused_completion",
+    "rank_completions",
 ]
 
 DEFAULT_DEADLINE_S = 1.5
@@ -117,8 +123,9 @@ def completion_messages(context: CompletionContext, *, base_model: bool, nonce: 
         return (Message("user", prefix),)
     suffix = context.suffix[:MAX_SUFFIX_CHARS]
     header = f"File: {context.path or 'untitled'}" + (f" ({context.language})" if context.language else "")
-    user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), header,
-                        block("code", "FILE", prefix + CURSOR + suffix, nonce)])
+    user = "\n\n".join(
+        [DATA_NOTICE.format(nonce=nonce), header, block("code", "FILE", prefix + CURSOR + suffix, nonce)]
+    )
     return (Message("system", INSTRUCTIONS), Message("user", user))
 
 
@@ -131,19 +138,19 @@ def clean_completion(text: str, context: CompletionContext, *, partial: bool = F
     if fenced:
         text = fenced.group(1)
     if partial:
-        text = text[:text.rfind("\n") + 1] if "\n" in text else ""
+        text = text[: text.rfind("\n") + 1] if "\n" in text else ""
     text = text.replace(CURSOR, "")
-    current = context.prefix[context.prefix.rfind("\n") + 1:]
+    current = context.prefix[context.prefix.rfind("\n") + 1 :]
     # Chat models like to repeat the start of the line before continuing it.
     if current.strip() and text.lstrip().startswith(current.strip()):
-        text = text.lstrip()[len(current.strip()):]
+        text = text.lstrip()[len(current.strip()) :]
         if current[-1:].isspace():
             text = text.lstrip(" \t")
     lines = text.split("\n")[:MAX_COMPLETION_LINES]
     text = "\n".join(lines).rstrip()
     following = next((line.strip() for line in context.suffix.split("\n") if line.strip()), "")
     if following and text.endswith(following):
-        text = text[:-len(following)].rstrip()
+        text = text[: -len(following)].rstrip()
     return text
 
 
@@ -166,8 +173,7 @@ def rank_completions(texts: dict[str, str], order: Sequence[str] = ()) -> list[R
             if other_key != key:
                 support += len(other_models) * _shared_start(key, other_key)
         ranked.append(RankedCompletion(text=text, models=tuple(sorted(models)), support=round(support, 4)))
-    ranked.sort(key=lambda r: (-r.support, -r.agreement, min(position.get(m, 1 << 20) for m in r.models),
-                               len(r.text)))
+    ranked.sort(key=lambda r: (-r.support, -r.agreement, min(position.get(m, 1 << 20) for m in r.models), len(r.text)))
     return ranked
 
 
@@ -183,9 +189,14 @@ def _shared_start(a: str, b: str) -> float:
     return n / max(len(ta), len(tb))
 
 
-async def fused_completion(fusion: Any, context: CompletionContext, settings: CompletionSettings, *,
-                           emit: Emit | None = None,
-                           clock: Callable[[], float] = time.perf_counter) -> CompletionOutcome:
+async def fused_completion(
+    fusion: Any,
+    context: CompletionContext,
+    settings: CompletionSettings,
+    *,
+    emit: Emit | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> CompletionOutcome:
     """Ask the completion pool, stop at the deadline or quorum, and rank the suggestions.
 
     ``fusion`` is a :class:`fusion_core.engine.Fusion`. Cancelling the call cancels
@@ -196,9 +207,12 @@ async def fused_completion(fusion: Any, context: CompletionContext, settings: Co
     if settings.quorum is not None and not 1 <= settings.quorum <= len(members):
         raise ConfigError(f"the completion quorum must be 1..{len(members)}")
     fusion.resolver.check_egress([m.spec for m in members])
-    context = CompletionContext(prefix=wire_text(context.prefix[-MAX_PREFIX_CHARS:]),
-                                suffix=wire_text(context.suffix[:MAX_SUFFIX_CHARS]),
-                                path=context.path, language=context.language)
+    context = CompletionContext(
+        prefix=wire_text(context.prefix[-MAX_PREFIX_CHARS:]),
+        suffix=wire_text(context.suffix[:MAX_SUFFIX_CHARS]),
+        path=context.path,
+        language=context.language,
+    )
     nonce = new_nonce()
     # One redaction over both halves, so placeholder numbers are unique; no secret spans a line break.
     separator = f"\n{nonce}\n"
@@ -214,14 +228,32 @@ async def fused_completion(fusion: Any, context: CompletionContext, settings: Co
         base = local and not await _is_instruct(backend)
         messages = completion_messages(context if local else remote_context, base_model=base, nonce=nonce)
         temperature = member.temperature if member.temperature is not None else settings.temperature
-        jobs.append(Job(member=member.name, label=member.name, backend=backend, request=ChatRequest(
-            model=model, messages=messages, temperature=temperature, max_tokens=settings.max_tokens,
-            seed=member.seed, stop=BASE_STOPS if base else ())))
+        jobs.append(
+            Job(
+                member=member.name,
+                label=member.name,
+                backend=backend,
+                request=ChatRequest(
+                    model=model,
+                    messages=messages,
+                    temperature=temperature,
+                    max_tokens=settings.max_tokens,
+                    seed=member.seed,
+                    stop=BASE_STOPS if base else (),
+                ),
+            )
+        )
     if settings.cost_cap_usd is not None:
         await check_cost(jobs, settings.cost_cap_usd)
     remaining = max(settings.deadline_s - (clock() - started), 0.01)
-    candidates = await run_round(jobs, emit=emit or _ignore, quorum=settings.quorum, timeout_s=remaining,
-                                 max_concurrency=settings.max_concurrency, clock=clock)
+    candidates = await run_round(
+        jobs,
+        emit=emit or _ignore,
+        quorum=settings.quorum,
+        timeout_s=remaining,
+        max_concurrency=settings.max_concurrency,
+        clock=clock,
+    )
     texts: dict[str, str] = {}
     failures: dict[str, str] = {}
     local_names = {m.name for m in members if is_local_spec(m.spec)}
@@ -237,12 +269,18 @@ async def fused_completion(fusion: Any, context: CompletionContext, settings: Co
     ranked = rank_completions(texts, [m.name for m in members])[:MAX_ITEMS]
     if settings.judge and len(ranked) > 1:
         ranked = await _by_likelihood(fusion, settings.judge, context, ranked)
-    return CompletionOutcome(items=tuple(ranked), candidates=tuple(candidates), elapsed_s=clock() - started,
-                             responders=len(texts), failures=failures)
+    return CompletionOutcome(
+        items=tuple(ranked),
+        candidates=tuple(candidates),
+        elapsed_s=clock() - started,
+        responders=len(texts),
+        failures=failures,
+    )
 
 
-async def _by_likelihood(fusion: Any, judge: str, context: CompletionContext,
-                         ranked: list[RankedCompletion]) -> list[RankedCompletion]:
+async def _by_likelihood(
+    fusion: Any, judge: str, context: CompletionContext, ranked: list[RankedCompletion]
+) -> list[RankedCompletion]:
     spec, likelihood = split_judge_spec(judge)
     if not likelihood:
         return ranked  # an LLM judge would cost a round trip; completion ranks by agreement

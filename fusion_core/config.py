@@ -36,12 +36,10 @@ USER_CONFIG_PATH = Path("~/.config/fusion/config.toml")
 CONFIG_ENV = "FUSION_CONFIG"
 MODES = ("best-of", "merge", "debate")
 
-_POOL_KEYS = {"models", "judge", "mode", "rounds", "quorum", "swap", "temperature", "max_tokens",
-              "system", "timeout"}
+_POOL_KEYS = {"models", "judge", "mode", "rounds", "quorum", "swap", "temperature", "max_tokens", "system", "timeout"}
 _ENDPOINT_KEYS = {"base_url", "api_key_env", "attribution"}
 _LOCAL_KEYS = {"models", "n_ctx", "n_gpu_layers", "n_threads", "instruct", "cache_dir"}
-_TOP_KEYS = {"local_only", "default_pool", "endpoints", "pools", "local", "max_concurrency",
-             "cost_cap_usd", "lsp"}
+_TOP_KEYS = {"local_only", "default_pool", "endpoints", "pools", "local", "max_concurrency", "cost_cap_usd", "lsp"}
 
 
 @dataclass(frozen=True)
@@ -148,10 +146,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         raise ConfigError(f"{where}: invalid TOML: {exc}", hint="Fix the syntax at that line.") from exc
     checker = _Checker(text, where)
     checker.keys(data, _TOP_KEYS, "the top level")
-    endpoints = {
-        name: _endpoint(checker, name, body)
-        for name, body in checker.table(data, "endpoints").items()
-    }
+    endpoints = {name: _endpoint(checker, name, body) for name, body in checker.table(data, "endpoints").items()}
     pools = {name: _pool(checker, name, body) for name, body in checker.table(data, "pools").items()}
     local_data = checker.table(data, "local")
     checker.keys(local_data, _LOCAL_KEYS, "[local]")
@@ -165,8 +160,11 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     )
     default_pool = checker.opt(data, "default_pool", str)
     if default_pool is not None and default_pool.lstrip("@") not in pools:
-        checker.fail("default_pool", f"default_pool names @{default_pool.lstrip('@')}, which is not defined",
-                     f"add [pools.{default_pool.lstrip('@')}] or fix the name")
+        checker.fail(
+            "default_pool",
+            f"default_pool names @{default_pool.lstrip('@')}, which is not defined",
+            f"add [pools.{default_pool.lstrip('@')}] or fix the name",
+        )
     return Config(
         path=path,
         local_only=bool(checker.opt(data, "local_only", bool) or False),
@@ -203,8 +201,9 @@ def _pool(checker: _Checker, name: str, body: Any) -> PoolConfig:
     checker.keys(body, _POOL_KEYS, f"[pools.{name}]")
     models = body.get("models")
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        checker.fail("models", f"[pools.{name}] needs models = [\"model\", ...]",
-                     "list at least one model id as a string")
+        checker.fail(
+            "models", f'[pools.{name}] needs models = ["model", ...]', "list at least one model id as a string"
+        )
     mode = checker.opt(body, "mode", str)
     if mode is not None and mode not in MODES:
         checker.fail("mode", f"[pools.{name}] has unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
@@ -246,8 +245,7 @@ class _Checker:
     def keys(self, data: dict[str, Any], allowed: set[str], section: str) -> None:
         for key in data:
             if key not in allowed:
-                self.fail(key, f"unknown key {key!r} in {section}",
-                          f"use one of {', '.join(sorted(allowed))}")
+                self.fail(key, f"unknown key {key!r} in {section}", f"use one of {', '.join(sorted(allowed))}")
 
     def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
@@ -263,6 +261,7 @@ class _Checker:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            self.fail(key, f"{key} must be {kind.__name__}, not {type(value).__name__}",
-                      f"write {key} as a {kind.__name__}")
+            self.fail(
+                key, f"{key} must be {kind.__name__}, not {type(value).__name__}", f"write {key} as a {kind.__name__}"
+            )
         return value

@@ -44,7 +44,6 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
-
 def error_text(kind: str, status: int | None, message: str) -> str:
     """``no_credits: 402 insufficient credits``: the kind, and the status unless the message has it."""
     if status is not None and str(status) not in message:
@@ -77,4 +76,3 @@ def progress_line(event: Event) -> str | None:
     if isinstance(event, JudgeStarted):
         return f"  judge {event.model}: " + ("judging" if event.attempt == 1 else "repair request")
     return None
-

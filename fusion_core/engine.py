@@ -160,14 +160,17 @@ class Fusion:
         members = expand_pool(settings.pool)
         judge_spec, likelihood = split_judge_spec(settings.judge)
         if settings.quorum is not None and not 1 <= settings.quorum <= len(members):
-            raise ConfigError(f"--quorum must be 1..{len(members)} for this pool",
-                              hint="Quorum counts successful candidates.")
+            raise ConfigError(
+                f"--quorum must be 1..{len(members)} for this pool", hint="Quorum counts successful candidates."
+            )
         backends = {m.name: self.resolver.resolve(m.spec) for m in members}
         judge_backend, judge_model = self.resolver.resolve(judge_spec)
         notices = []
         if judge_spec in {m.spec for m in members} and not likelihood:
-            notices.append(f"the judge {judge_spec} is also in the pool: judges tend to prefer "
-                           "their own answers (self-preference bias); consider another judge")
+            notices.append(
+                f"the judge {judge_spec} is also in the pool: judges tend to prefer "
+                "their own answers (self-preference bias); consider another judge"
+            )
         mode_name = settings.mode
         if likelihood and mode_name != "best-of":
             notices.append(f"the likelihood judge can only pick, so mode {mode_name} runs as best-of")
@@ -175,10 +178,16 @@ class Fusion:
         labels = labels_for(len(members))
         self._rng.shuffle(labels)
         return _Plan(
-            prompt=prompt, settings=replace(settings, mode=mode_name), members=members,
+            prompt=prompt,
+            settings=replace(settings, mode=mode_name),
+            members=members,
             labels=dict(zip([m.name for m in members], labels, strict=True)),
-            backends=backends, judge_name=settings.judge, judge_backend=judge_backend,
-            judge_model=judge_model, likelihood=likelihood, notices=tuple(notices),
+            backends=backends,
+            judge_name=settings.judge,
+            judge_backend=judge_backend,
+            judge_model=judge_model,
+            likelihood=likelihood,
+            notices=tuple(notices),
             nonce=new_nonce(),
         )
 
@@ -190,8 +199,14 @@ class Fusion:
         # Fetch model catalogues (prices, structured-output support) while the pool works,
         # so the judge can start the moment the last candidate finishes.
         catalog = asyncio.create_task(self._catalog(plan))
-        emit(RunStarted(mode=settings.mode, models=tuple(m.name for m in plan.members),
-                        judge=plan.judge_name, rounds=settings.rounds if settings.mode == "debate" else 1))
+        emit(
+            RunStarted(
+                mode=settings.mode,
+                models=tuple(m.name for m in plan.members),
+                judge=plan.judge_name,
+                rounds=settings.rounds if settings.mode == "debate" else 1,
+            )
+        )
         for notice in plan.notices:
             emit(Notice(message=notice))
         try:
@@ -213,8 +228,13 @@ class Fusion:
         if judge is not None:
             usage = usage + judge.usage
         return FusionResult(
-            mode=settings.mode, status=status, answer=verdict.answer if verdict else "",
-            candidates=tuple(final), judge=judge, usage=usage, wall_s=self._clock() - started,
+            mode=settings.mode,
+            status=status,
+            answer=verdict.answer if verdict else "",
+            candidates=tuple(final),
+            judge=judge,
+            usage=usage,
+            wall_s=self._clock() - started,
             rounds=tuple(tuple(r) for r in rounds) if settings.mode == "debate" else (),
             warnings=plan.notices,
         )
@@ -235,9 +255,14 @@ class Fusion:
             jobs = []
             for cand in alive:
                 others = [Labeled(o.label, o.text) for o in alive if o.model != cand.model]
-                messages = mode.revision_messages(question=plan.prompt, own_answer=cand.text,
-                                                  others=others, nonce=plan.nonce,
-                                                  round_number=number, system=settings.system)
+                messages = mode.revision_messages(
+                    question=plan.prompt,
+                    own_answer=cand.text,
+                    others=others,
+                    nonce=plan.nonce,
+                    round_number=number,
+                    system=settings.system,
+                )
                 member = next(m for m in plan.members if m.name == cand.model)
                 jobs.append(self._job(plan, member, messages))
             rounds.append(await self._round(plan, jobs, emit, number))
@@ -249,50 +274,69 @@ class Fusion:
                 break
         return rounds
 
-    async def _round(self, plan: _Plan, jobs: list[Job], emit: Callable[[Event], None],
-                     number: int) -> list[Candidate]:
+    async def _round(self, plan: _Plan, jobs: list[Job], emit: Callable[[Event], None], number: int) -> list[Candidate]:
         settings = plan.settings
         # The quorum applies to the independent answers; revisions wait for every debater.
         quorum = settings.quorum if number == 1 else None
-        return await run_round(jobs, emit=emit, round_number=number, quorum=quorum,
-                               timeout_s=settings.timeout_s,
-                               max_concurrency=settings.max_concurrency, clock=self._clock)
+        return await run_round(
+            jobs,
+            emit=emit,
+            round_number=number,
+            quorum=quorum,
+            timeout_s=settings.timeout_s,
+            max_concurrency=settings.max_concurrency,
+            clock=self._clock,
+        )
 
     def _job(self, plan: _Plan, member: Member, messages: Sequence[Message]) -> Job:
         settings = plan.settings
         backend, model = plan.backends[member.name]
         temperature = settings.temperature if settings.temperature is not None else member.temperature
-        request = ChatRequest(model=model, messages=tuple(messages), temperature=temperature,
-                              max_tokens=settings.max_tokens, seed=member.seed)
-        return Job(member=member.name, label=plan.labels[member.name], backend=backend,
-                   request=request)
+        request = ChatRequest(
+            model=model,
+            messages=tuple(messages),
+            temperature=temperature,
+            max_tokens=settings.max_tokens,
+            seed=member.seed,
+        )
+        return Job(member=member.name, label=plan.labels[member.name], backend=backend, request=request)
 
-    async def _judge(self, plan: _Plan, survivors: list[Candidate], infos: dict[str, ModelInfo],
-                     emit: Callable[[Event], None]) -> tuple[Verdict | None, JudgeOutcome]:
+    async def _judge(
+        self, plan: _Plan, survivors: list[Candidate], infos: dict[str, ModelInfo], emit: Callable[[Event], None]
+    ) -> tuple[Verdict | None, JudgeOutcome]:
         backend = plan.judge_backend
         use_likelihood = plan.likelihood or await _is_base_model(backend)
         if use_likelihood:
             if not isinstance(backend, Scorer):
-                raise ConfigError(f"{plan.judge_name} cannot score candidates",
-                                  hint="Use a local model for the likelihood judge.")
+                raise ConfigError(
+                    f"{plan.judge_name} cannot score candidates", hint="Use a local model for the likelihood judge."
+                )
             if plan.settings.mode != "best-of":
-                emit(Notice(message=f"{plan.judge_name} is a base model, so it judges by likelihood "
-                                    "(best-of) instead of writing a merged answer"))
-            return await judge_by_likelihood(plan.judge_name, backend, plan.prompt, survivors,
-                                             emit=emit)
+                emit(
+                    Notice(
+                        message=f"{plan.judge_name} is a base model, so it judges by likelihood "
+                        "(best-of) instead of writing a merged answer"
+                    )
+                )
+            return await judge_by_likelihood(plan.judge_name, backend, plan.prompt, survivors, emit=emit)
         info = infos.get(plan.judge_model)
         call = JudgeCall(
-            name=plan.judge_name, backend=backend, model=plan.judge_model,
-            mode=MODES[plan.settings.mode], question=plan.prompt, nonce=plan.nonce,
-            use_json_schema=bool(info and info.supports_json_schema), system=plan.settings.system,
-            pricing=info.pricing if info else None, timeout_s=plan.settings.timeout_s,
+            name=plan.judge_name,
+            backend=backend,
+            model=plan.judge_model,
+            mode=MODES[plan.settings.mode],
+            question=plan.prompt,
+            nonce=plan.nonce,
+            use_json_schema=bool(info and info.supports_json_schema),
+            system=plan.settings.system,
+            pricing=info.pricing if info else None,
+            timeout_s=plan.settings.timeout_s,
         )
         return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
 
     async def _catalog(self, plan: _Plan) -> dict[str, ModelInfo]:
         """Model info for every HTTP backend in the run; missing catalogues are fine."""
-        backends = {id(b): b for b, _ in [*plan.backends.values(),
-                                          (plan.judge_backend, plan.judge_model)]}
+        backends = {id(b): b for b, _ in [*plan.backends.values(), (plan.judge_backend, plan.judge_model)]}
         infos: dict[str, ModelInfo] = {}
         for backend in backends.values():
             if isinstance(backend, ModelCatalog):

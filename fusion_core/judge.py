@@ -105,8 +105,9 @@ async def judge_by_likelihood(
         "winner_label": winner.label,
         "scores": {c.model: round(s, 4) for c, s in zip(candidates, scores, strict=True)},
     }
-    rationale = (f"{winner.label} ({winner.model}) has the highest mean token log-probability "
-                 f"under {name} ({scores[best]:.3f}).")
+    rationale = (
+        f"{winner.label} ({winner.model}) has the highest mean token log-probability under {name} ({scores[best]:.3f})."
+    )
     verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
     return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
 
@@ -131,8 +132,9 @@ class _JudgeFailed(JudgeError):
         self.replies = replies
 
 
-async def _judge_once(call: JudgeCall, order: Sequence[Candidate], texts: dict[str, str],
-                      models: dict[str, str], emit: Emit) -> tuple[Verdict, Usage, list[str]]:
+async def _judge_once(
+    call: JudgeCall, order: Sequence[Candidate], texts: dict[str, str], models: dict[str, str], emit: Emit
+) -> tuple[Verdict, Usage, list[str]]:
     labels = [c.label for c in order]
     schema = call.mode.schema(labels)
     messages = judge_messages(
@@ -155,19 +157,16 @@ async def _judge_once(call: JudgeCall, order: Sequence[Candidate], texts: dict[s
         except VerdictFormatError as exc:
             problem = str(exc)
         messages = repair_messages(messages, reply, problem, schema)
-    raise _JudgeFailed(
-        f"the judge {call.name} answered off-format twice ({problem})", usage, replies)
+    raise _JudgeFailed(f"the judge {call.name} answered off-format twice ({problem})", usage, replies)
 
 
-async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any],
-               emit: Emit) -> tuple[str, Usage]:
+async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any], emit: Emit) -> tuple[str, Usage]:
     request = ChatRequest(
         model=call.model,
         messages=tuple(messages),
         temperature=call.temperature,
         max_tokens=call.max_tokens,
-        json_schema={"name": call.mode.schema_name, "schema": schema}
-        if call.use_json_schema else None,
+        json_schema={"name": call.mode.schema_name, "schema": schema} if call.use_json_schema else None,
     )
     parts: list[str] = []
     usage = Usage()
@@ -181,8 +180,9 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
                 if chunk.usage is not None:
                     usage = chunk.usage
     except TimeoutError:
-        raise BackendTimeout(f"the judge {call.name} gave no complete verdict within {call.timeout_s:g} s",
-                             model=call.model) from None
+        raise BackendTimeout(
+            f"the judge {call.name} gave no complete verdict within {call.timeout_s:g} s", model=call.model
+        ) from None
     finally:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
@@ -197,8 +197,14 @@ def _read(mode: Mode, reply: str, texts: dict[str, str], models: dict[str, str])
     return mode.read(data, texts, models)
 
 
-def _outcome(call: JudgeCall, usage: Usage, replies: list[str], *,
-             verdict: Verdict | None = None, error: FusionError | None = None) -> JudgeOutcome:
+def _outcome(
+    call: JudgeCall,
+    usage: Usage,
+    replies: list[str],
+    *,
+    verdict: Verdict | None = None,
+    error: FusionError | None = None,
+) -> JudgeOutcome:
     return JudgeOutcome(
         model=call.name,
         rationale=verdict.rationale if verdict else "",

@@ -75,14 +75,19 @@ def expand_pool(specs: list[str] | tuple[str, ...]) -> list[Member]:
         if match:
             spec, count = match["spec"], int(match["n"])
             if not 1 <= count <= MAX_SAMPLES:
-                raise ConfigError(f"{raw}: sample count must be 1..{MAX_SAMPLES}",
-                                  hint=f"Write e.g. {spec}*3.")
+                raise ConfigError(f"{raw}: sample count must be 1..{MAX_SAMPLES}", hint=f"Write e.g. {spec}*3.")
         for i in range(count):
             seen[spec] = seen.get(spec, 0) + 1
             name = spec if seen[spec] == 1 and count == 1 else f"{spec}#{seen[spec]}"
             if count > 1:
-                members.append(Member(name=name, spec=spec, seed=1000 + seen[spec],
-                                      temperature=SAMPLE_TEMPERATURES[i % len(SAMPLE_TEMPERATURES)]))
+                members.append(
+                    Member(
+                        name=name,
+                        spec=spec,
+                        seed=1000 + seen[spec],
+                        temperature=SAMPLE_TEMPERATURES[i % len(SAMPLE_TEMPERATURES)],
+                    )
+                )
             else:
                 members.append(Member(name=name, spec=spec))
     _rename_first_duplicates(members)
@@ -94,15 +99,16 @@ def _rename_first_duplicates(members: list[Member]) -> None:
     names = [m.name for m in members]
     for i, member in enumerate(members):
         if names.count(member.name) > 1:
-            members[i] = Member(name=f"{member.spec}#1", spec=member.spec, seed=member.seed,
-                                temperature=member.temperature)
+            members[i] = Member(
+                name=f"{member.spec}#1", spec=member.spec, seed=member.seed, temperature=member.temperature
+            )
             names[i] = members[i].name
 
 
 def split_judge_spec(spec: str) -> tuple[str, bool]:
     """``likelihood:SPEC`` → (SPEC, True); anything else → (spec, False)."""
     if spec.startswith(LIKELIHOOD_PREFIX):
-        inner = spec[len(LIKELIHOOD_PREFIX):]
+        inner = spec[len(LIKELIHOOD_PREFIX) :]
         if not is_local_spec(inner):
             raise ConfigError(
                 f"{spec}: the likelihood judge needs a local model",
@@ -115,8 +121,9 @@ def split_judge_spec(spec: str) -> tuple[str, bool]:
 class BackendResolver:
     """Maps specs to backends, sharing HTTP clients and loaded local models."""
 
-    def __init__(self, config: Config, clients: HttpClients, *, local_only: bool = False,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Config, clients: HttpClients, *, local_only: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self._config = config
         self._clients = clients
         self._local_only = local_only or config.local_only

@@ -48,14 +48,23 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, help=f"fusion mode (default {DEFAULT_MODE})")
     parser.add_argument("--rounds", type=int, help=f"debate rounds incl. the first (default {DEFAULT_ROUNDS})")
     parser.add_argument("--quorum", type=int, help="start judging once K candidates succeeded")
-    parser.add_argument("--swap", action="store_true", default=None,
-                        help="best-of: judge twice in reversed order to expose position bias")
+    parser.add_argument(
+        "--swap",
+        action="store_true",
+        default=None,
+        help="best-of: judge twice in reversed order to expose position bias",
+    )
     parser.add_argument("--timeout", type=float, help=f"seconds per model (default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--temperature", type=float, help="sampling temperature for the pool")
     parser.add_argument("--max-tokens", type=int, dest="max_tokens", help="token limit per answer")
     parser.add_argument("--system", help="a system prompt for every pool member")
-    parser.add_argument("--local-only", action="store_true", dest="local_only", default=None,
-                        help="refuse every remote model; no socket is opened")
+    parser.add_argument(
+        "--local-only",
+        action="store_true",
+        dest="local_only",
+        default=None,
+        help="refuse every remote model; no socket is opened",
+    )
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,7 @@ class Resolved:
     notice: str | None = None
 
 
-def resolve_settings(options: argparse.Namespace, config: Config,
-                     env: Mapping[str, str]) -> Resolved:
+def resolve_settings(options: argparse.Namespace, config: Config, env: Mapping[str, str]) -> Resolved:
     """Combine parsed flags, the config and the defaults into RunSettings."""
     local_only = bool(options.local_only) or config.local_only
     pool, notice = _choose_pool(options.pool, config, env, local_only)
@@ -94,8 +102,9 @@ def resolve_settings(options: argparse.Namespace, config: Config,
     return Resolved(settings=settings, local_only=local_only, notice=notice)
 
 
-def _choose_pool(flag: str | None, config: Config, env: Mapping[str, str],
-                 local_only: bool) -> tuple[PoolConfig, str | None]:
+def _choose_pool(
+    flag: str | None, config: Config, env: Mapping[str, str], local_only: bool
+) -> tuple[PoolConfig, str | None]:
     if flag:
         flag = flag.strip()
         if flag.startswith("@"):
@@ -124,8 +133,10 @@ def pool_lines(config: Config) -> list[str]:
         lines.append(f"  @{pool.name}{marker}: {', '.join(pool.models)}")
         lines.append(f"      judge {pool.judge or '(default)'}, mode {pool.mode or DEFAULT_MODE}")
     lines.append("Built-in defaults, used when no pool is chosen:")
-    for pool, when in ((REMOTE_DEFAULT_POOL, f"with {OPENROUTER_KEY_ENV} set"),
-                       (LOCAL_DEFAULT_POOL, "with no key: the embedded local model")):
+    for pool, when in (
+        (REMOTE_DEFAULT_POOL, f"with {OPENROUTER_KEY_ENV} set"),
+        (LOCAL_DEFAULT_POOL, "with no key: the embedded local model"),
+    ):
         lines.append(f"  {pool.name} ({when}): {', '.join(pool.models)}")
         lines.append(f"      judge {pool.judge}, mode {pool.mode}")
     return lines

@@ -91,19 +91,16 @@ async def run_round(
         for task in tasks:
             task.cancel()
         await asyncio.gather(everyone, return_exceptions=True)
-    return [results.get(i) or _never_started(job, round_number, emit)
-            for i, job in enumerate(jobs)]
+    return [results.get(i) or _never_started(job, round_number, emit) for i, job in enumerate(jobs)]
 
 
 def _never_started(job: Job, round_number: int, emit: Emit) -> Candidate:
     # Cancelled while waiting for a concurrency slot.
     emit(CandidateCancelled(model=job.member, text="", latency_s=0.0, round=round_number))
-    return Candidate(model=job.member, label=job.label, status="cancelled", latency_s=0.0,
-                     round=round_number)
+    return Candidate(model=job.member, label=job.label, status="cancelled", latency_s=0.0, round=round_number)
 
 
-async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float,
-                   clock: Clock) -> Candidate:
+async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, clock: Clock) -> Candidate:
     """Stream one job to the end. Failures become a failed Candidate; cancellation
     raises :class:`_Cancelled` carrying the partial candidate."""
     started = clock()
@@ -112,15 +109,28 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float,
     emit(CandidateStarted(model=job.member, label=job.label, round=round_number))
 
     def candidate(status: CandidateStatus, error: ErrorInfo | None = None) -> Candidate:
-        return Candidate(model=job.member, label=job.label, status=status, text="".join(parts),
-                         error=error, latency_s=clock() - started, usage=usage,
-                         round=round_number)
+        return Candidate(
+            model=job.member,
+            label=job.label,
+            status=status,
+            text="".join(parts),
+            error=error,
+            latency_s=clock() - started,
+            usage=usage,
+            round=round_number,
+        )
 
     def failed(exc: FusionError) -> Candidate:
         result = candidate("failed", error_info(exc))
-        emit(CandidateFailed(model=job.member, error=error_info(exc),
-                             latency_s=result.latency_s or 0.0, text=result.text,
-                             round=round_number))
+        emit(
+            CandidateFailed(
+                model=job.member,
+                error=error_info(exc),
+                latency_s=result.latency_s or 0.0,
+                text=result.text,
+                round=round_number,
+            )
+        )
         return result
 
     stream = job.backend.stream(job.request)
@@ -134,12 +144,16 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float,
                     usage = chunk.usage
     except asyncio.CancelledError:
         result = candidate("cancelled")
-        emit(CandidateCancelled(model=job.member, text=result.text,
-                                latency_s=result.latency_s or 0.0, round=round_number))
+        emit(
+            CandidateCancelled(
+                model=job.member, text=result.text, latency_s=result.latency_s or 0.0, round=round_number
+            )
+        )
         raise _Cancelled(result) from None
     except TimeoutError:
-        return failed(BackendTimeout(f"{job.member}: no complete answer within {timeout_s:g} s",
-                                     model=job.request.model))
+        return failed(
+            BackendTimeout(f"{job.member}: no complete answer within {timeout_s:g} s", model=job.request.model)
+        )
     except FusionError as exc:
         return failed(exc)
     except Exception as exc:  # a backend bug must cost one candidate, not the whole run
@@ -147,11 +161,13 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float,
     finally:
         await _close(stream)
     if not "".join(parts).strip():
-        return failed(BadResponse(f"{job.member} returned an empty answer",
-                                  model=job.request.model))
+        return failed(BadResponse(f"{job.member} returned an empty answer", model=job.request.model))
     result = candidate("ok")
-    emit(CandidateFinished(model=job.member, text=result.text, usage=usage,
-                           latency_s=result.latency_s or 0.0, round=round_number))
+    emit(
+        CandidateFinished(
+            model=job.member, text=result.text, usage=usage, latency_s=result.latency_s or 0.0, round=round_number
+        )
+    )
     return result
 
 

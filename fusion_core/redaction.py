@@ -105,14 +105,13 @@ def redact_code(text: str) -> Redaction:
     pos = 0
     for number, span in enumerate(spans, start=1):
         placeholder = f"{PLACEHOLDER_PREFIX}{number}"
-        parts.append(text[pos:span.start])
+        parts.append(text[pos : span.start])
         parts.append(placeholder)
-        originals.append((placeholder, text[span.start:span.end]))
+        originals.append((placeholder, text[span.start : span.end]))
         kinds[span.item] = span.kind
         pos = span.end
     parts.append(text[pos:])
-    return Redaction(text="".join(parts), count=len(kinds), kinds=tuple(kinds.values()),
-                     _originals=tuple(originals))
+    return Redaction(text="".join(parts), count=len(kinds), kinds=tuple(kinds.values()), _originals=tuple(originals))
 
 
 def wire_text(text: str) -> str:

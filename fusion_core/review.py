@@ -31,9 +31,23 @@ from fusion_core.redaction import Redaction, redact_code, wire_text
 from fusion_core.result import Candidate, ErrorInfo
 from fusion_core.usage import Usage
 
-__all__ = ["FINDINGS_SCHEMA", "CostCapExceeded", "Finding", "Fix", "MergedFinding", "ReviewOutcome",
-           "ReviewSettings", "ReviewTarget", "check_cost", "estimate_cost", "explain", "merge_findings",
-           "parse_findings", "review", "review_messages"]
+__all__ = [
+    "FINDINGS_SCHEMA",
+    "CostCapExceeded",
+    "Finding",
+    "Fix",
+    "MergedFinding",
+    "ReviewOutcome",
+    "ReviewSettings",
+    "ReviewTarget",
+    "check_cost",
+    "estimate_cost",
+    "explain",
+    "merge_findings",
+    "parse_findings",
+    "review",
+    "review_messages",
+]
 
 Severity = Literal["error", "warning", "info", "hint"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info", "hint")
@@ -56,16 +70,28 @@ CATEGORY_BONUS = 0.3
 CHARS_PER_TOKEN = 4
 
 _FINDING_PROPERTIES: dict[str, Any] = {
-    "start_line": {"type": "integer"}, "end_line": {"type": "integer"},
+    "start_line": {"type": "integer"},
+    "end_line": {"type": "integer"},
     "severity": {"type": "string", "enum": list(SEVERITIES)},
     "category": {"type": "string", "enum": list(CATEGORIES)},
-    "message": {"type": "string"}, "replacement": {"type": ["string", "null"]},
+    "message": {"type": "string"},
+    "replacement": {"type": ["string", "null"]},
 }
 FINDINGS_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["findings"], "additionalProperties": False,
-    "properties": {"findings": {"type": "array", "items": {
-        "type": "object", "properties": _FINDING_PROPERTIES, "required": list(_FINDING_PROPERTIES),
-        "additionalProperties": False}}},
+    "type": "object",
+    "required": ["findings"],
+    "additionalProperties": False,
+    "properties": {
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": _FINDING_PROPERTIES,
+                "required": list(_FINDING_PROPERTIES),
+                "additionalProperties": False,
+            },
+        }
+    },
 }
 
 INSTRUCTIONS = """You are a meticulous senior code reviewer. Find real problems in the code: bugs, \
@@ -150,11 +176,17 @@ class MergedFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "start_line": self.start_line, "end_line": self.end_line,
-            "severity": self.severity, "category": self.category, "message": self.message,
-            "models": list(self.models), "agreement": [len(self.models), self.responders],
-            "fix": None if self.fix is None else {"start_line": self.fix.start_line,
-                                                  "end_line": self.fix.end_line, "text": self.fix.text},
+            "id": self.id,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "severity": self.severity,
+            "category": self.category,
+            "message": self.message,
+            "models": list(self.models),
+            "agreement": [len(self.models), self.responders],
+            "fix": None
+            if self.fix is None
+            else {"start_line": self.fix.start_line, "end_line": self.fix.end_line, "text": self.fix.text},
         }
 
 
@@ -181,13 +213,13 @@ def review_messages(target: ReviewTarget, code: str, nonce: str) -> tuple[Messag
     if target.lines is not None:
         lo, hi = target.lines
         first, last = max(1, lo - SELECTION_CONTEXT_LINES), min(len(lines), hi + SELECTION_CONTEXT_LINES)
-        scope = (f"Review only lines {lo}-{hi}; the lines around them are context. "
-                 f"Report nothing outside lines {lo}-{hi}.")
+        scope = (
+            f"Review only lines {lo}-{hi}; the lines around them are context. Report nothing outside lines {lo}-{hi}."
+        )
     width = len(str(last))
     numbered = "\n".join(f"{n:>{width}}| {lines[n - 1]}" for n in range(first, last + 1))
     header = f"File: {target.path or 'untitled'}" + (f" ({target.language})" if target.language else "")
-    user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), header, scope,
-                        block("code", "FILE", numbered, nonce)])
+    user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), header, scope, block("code", "FILE", numbered, nonce)])
     system = INSTRUCTIONS.format(schema=json.dumps(FINDINGS_SCHEMA, separators=(",", ":")))
     return (Message("system", system), Message("user", user))
 
@@ -195,21 +227,39 @@ def review_messages(target: ReviewTarget, code: str, nonce: str) -> tuple[Messag
 # -- parsing --------------------------------------------------------------------------
 
 _SEVERITY_WORDS = {
-    "error": "error", "critical": "error", "blocker": "error", "high": "error", "severe": "error",
-    "major": "error", "fatal": "error", "warning": "warning", "warn": "warning", "medium": "warning",
-    "moderate": "warning", "info": "info", "information": "info", "low": "info", "minor": "info",
-    "note": "info", "hint": "hint", "nit": "hint", "suggestion": "hint", "style": "hint",
+    "error": "error",
+    "critical": "error",
+    "blocker": "error",
+    "high": "error",
+    "severe": "error",
+    "major": "error",
+    "fatal": "error",
+    "warning": "warning",
+    "warn": "warning",
+    "medium": "warning",
+    "moderate": "warning",
+    "info": "info",
+    "information": "info",
+    "low": "info",
+    "minor": "info",
+    "note": "info",
+    "hint": "hint",
+    "nit": "hint",
+    "suggestion": "hint",
+    "style": "hint",
 }
 _FENCE = re.compile(r"^\s*```[\w+-]*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
-def parse_findings(reply: str, model: str, line_count: int,
-                   lines: tuple[int, int] | None = None) -> list[Finding]:
+def parse_findings(reply: str, model: str, line_count: int, lines: tuple[int, int] | None = None) -> list[Finding]:
     """The findings in one model's reply; raises BadResponse when there is no findings JSON."""
     items = _findings_list(reply)
     if items is None:
-        raise BadResponse(f"{model} did not reply with findings JSON", model=model,
-                          hint="A larger or instruction-tuned model follows the findings format better.")
+        raise BadResponse(
+            f"{model} did not reply with findings JSON",
+            model=model,
+            hint="A larger or instruction-tuned model follows the findings format better.",
+        )
     lo, hi = lines if lines is not None else (1, max(line_count, 1))
     found = []
     for item in items[:MAX_FINDINGS_PER_MODEL]:
@@ -259,9 +309,15 @@ def _finding(item: Any, model: str, line_count: int) -> Finding | None:
         replacement = replacement[:MAX_REPLACEMENT_CHARS]
     else:
         replacement = None
-    return Finding(model=model, start_line=start, end_line=end, severity=severity,  # type: ignore[arg-type]
-                   category=category if category in CATEGORIES else "other",
-                   message=" ".join(message.split())[:MAX_MESSAGE_CHARS], replacement=replacement)
+    return Finding(
+        model=model,
+        start_line=start,
+        end_line=end,
+        severity=severity,  # type: ignore[arg-type]
+        category=category if category in CATEGORIES else "other",
+        message=" ".join(message.split())[:MAX_MESSAGE_CHARS],
+        replacement=replacement,
+    )
 
 
 def _int(value: Any) -> int | None:
@@ -277,12 +333,15 @@ def _int(value: Any) -> int | None:
 # -- merging --------------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9_]{3,}")
-_STOP = frozenset("the this that with from into when will does not can could should would may "
-                  "might line lines code function value variable here there which".split())
+_STOP = frozenset(
+    "the this that with from into when will does not can could should would may "
+    "might line lines code function value variable here there which".split()
+)
 
 
-def merge_findings(per_model: dict[str, list[Finding]], responders: int | None = None,
-                   original_lines: Sequence[str] = ()) -> list[MergedFinding]:
+def merge_findings(
+    per_model: dict[str, list[Finding]], responders: int | None = None, original_lines: Sequence[str] = ()
+) -> list[MergedFinding]:
     """Merge every model's findings; most agreed first. ``responders`` defaults to the models given."""
     total = responders if responders is not None else len(per_model)
     clusters: list[list[Finding]] = []
@@ -319,18 +378,25 @@ def _words(text: str) -> set[str]:
 
 def _merge(cluster: list[Finding], responders: int, original_lines: Sequence[str]) -> MergedFinding:
     # The medoid (most like the others) speaks for the cluster.
-    medoid = max(cluster, key=lambda f: (sum(_same_problem(f, o) for o in cluster if o is not f),
-                                         -len(f.message)))
+    medoid = max(cluster, key=lambda f: (sum(_same_problem(f, o) for o in cluster if o is not f), -len(f.message)))
     span = Counter((f.start_line, f.end_line) for f in cluster).most_common(1)[0][0]
     if Counter((f.start_line, f.end_line) for f in cluster)[span] == 1:
         span = (medoid.start_line, medoid.end_line)
     models = tuple(sorted(f.model for f in cluster))
     severity = agreed_severity([f.severity for f in cluster], len(cluster), responders)
     digest = hashlib.sha1(f"{span}|{medoid.category}|{medoid.message}".encode()).hexdigest()[:12]
-    return MergedFinding(id=digest, start_line=span[0], end_line=span[1], severity=severity,
-                         category=medoid.category, message=medoid.message, models=models,
-                         responders=responders, fix=_best_fix(cluster, medoid, original_lines),
-                         reports=tuple(sorted(cluster, key=lambda f: f.model)))
+    return MergedFinding(
+        id=digest,
+        start_line=span[0],
+        end_line=span[1],
+        severity=severity,
+        category=medoid.category,
+        message=medoid.message,
+        models=models,
+        responders=responders,
+        fix=_best_fix(cluster, medoid, original_lines),
+        reports=tuple(sorted(cluster, key=lambda f: f.model)),
+    )
 
 
 def agreed_severity(reported: Sequence[str], agree: int, responders: int) -> Severity:
@@ -358,14 +424,15 @@ def _best_fix(cluster: list[Finding], medoid: Finding, original_lines: Sequence[
         if f.replacement is None:
             continue
         text = f.replacement.rstrip()
-        current = "\n".join(original_lines[f.start_line - 1:f.end_line]).rstrip() if original_lines else None
+        current = "\n".join(original_lines[f.start_line - 1 : f.end_line]).rstrip() if original_lines else None
         if text == current:
             continue  # "replace it with itself" is no fix
         proposals.setdefault((f.start_line, f.end_line, text), []).append(f.model)
     if not proposals:
         return None
     (start, end, text), models = max(
-        proposals.items(), key=lambda kv: (len(kv[1]), medoid.model in kv[1], -len(kv[0][2])))
+        proposals.items(), key=lambda kv: (len(kv[1]), medoid.model in kv[1], -len(kv[0][2]))
+    )
     return Fix(start_line=start, end_line=end, text=text, models=tuple(sorted(models)))
 
 
@@ -378,8 +445,7 @@ def _ignore(event: Event) -> None:
     return None
 
 
-async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
-                 emit: Emit = _ignore) -> ReviewOutcome:
+async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
     """Run the review pool on ``target`` and merge the findings.
 
     ``fusion`` is a :class:`fusion_core.engine.Fusion` (its resolver maps specs to
@@ -387,16 +453,22 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
     """
     text = wire_text(target.text)
     if len(text) > MAX_REVIEW_CHARS:
-        raise ConfigError(f"the file is too large to review ({len(text):,} characters)",
-                          hint=f"Review a selection instead (the limit is {MAX_REVIEW_CHARS:,} characters).")
+        raise ConfigError(
+            f"the file is too large to review ({len(text):,} characters)",
+            hint=f"Review a selection instead (the limit is {MAX_REVIEW_CHARS:,} characters).",
+        )
     members = expand_pool(settings.pool)
     fusion.resolver.check_egress([m.spec for m in members])
     backends = {m.name: fusion.resolver.resolve(m.spec) for m in members}
     redaction = redact_code(text)
     remote = [m for m in members if not is_local_spec(m.spec)]
     if remote and redaction.count:
-        emit(Notice(message=f"redacted {redaction.summary()} before sending code to "
-                            f"{len(remote)} remote model{'s' if len(remote) != 1 else ''}"))
+        emit(
+            Notice(
+                message=f"redacted {redaction.summary()} before sending code to "
+                f"{len(remote)} remote model{'s' if len(remote) != 1 else ''}"
+            )
+        )
     nonce = new_nonce()
     prompts = {False: review_messages(target, text, nonce), True: review_messages(target, redaction.text, nonce)}
     jobs = []
@@ -404,13 +476,26 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
         backend, model = backends[member.name]
         messages = prompts[not is_local_spec(member.spec)]
         schema = {"name": "findings", "schema": FINDINGS_SCHEMA} if await _structured(backend, model) else None
-        jobs.append(Job(member=member.name, label=member.name, backend=backend, request=ChatRequest(
-            model=model, messages=messages, temperature=_temperature(member, settings),
-            max_tokens=settings.max_tokens, seed=member.seed, json_schema=schema)))
+        jobs.append(
+            Job(
+                member=member.name,
+                label=member.name,
+                backend=backend,
+                request=ChatRequest(
+                    model=model,
+                    messages=messages,
+                    temperature=_temperature(member, settings),
+                    max_tokens=settings.max_tokens,
+                    seed=member.seed,
+                    json_schema=schema,
+                ),
+            )
+        )
     if settings.cost_cap_usd is not None:
         await check_cost(jobs, settings.cost_cap_usd)
-    candidates = await run_round(jobs, emit=emit, quorum=settings.quorum, timeout_s=settings.timeout_s,
-                                 max_concurrency=settings.max_concurrency)
+    candidates = await run_round(
+        jobs, emit=emit, quorum=settings.quorum, timeout_s=settings.timeout_s, max_concurrency=settings.max_concurrency
+    )
     return _collect(candidates, members, text, target, redaction)
 
 
@@ -428,8 +513,9 @@ def _temperature(member: Member, settings: ReviewSettings) -> float | None:
     return member.temperature if member.temperature is not None else settings.temperature
 
 
-def _collect(candidates: list[Candidate], members: list[Member], text: str, target: ReviewTarget,
-             redaction: Redaction) -> ReviewOutcome:
+def _collect(
+    candidates: list[Candidate], members: list[Member], text: str, target: ReviewTarget, redaction: Redaction
+) -> ReviewOutcome:
     lines = _split_lines(text)
     per_model: dict[str, list[Finding]] = {}
     failures: dict[str, ErrorInfo] = {}
@@ -449,9 +535,14 @@ def _collect(candidates: list[Candidate], members: list[Member], text: str, targ
         per_model[cand.model] = found
     merged = merge_findings(per_model, len(per_model), lines)
     usage = sum((c.usage for c in candidates), Usage())
-    return ReviewOutcome(findings=tuple(merged), candidates=tuple(candidates), responders=tuple(per_model),
-                         failures=failures, redacted=redaction.count if len(local) < len(members) else 0,
-                         usage=usage)
+    return ReviewOutcome(
+        findings=tuple(merged),
+        candidates=tuple(candidates),
+        responders=tuple(per_model),
+        failures=failures,
+        redacted=redaction.count if len(local) < len(members) else 0,
+        usage=usage,
+    )
 
 
 def _restored(finding: Finding, redaction: Redaction) -> Finding:
@@ -497,11 +588,15 @@ async def check_cost(jobs: Sequence[Job], cap_usd: float) -> float:
     """Raise CostCapExceeded unless the worst-case cost of ``jobs`` fits under ``cap_usd``."""
     cost, unknown = await estimate_cost(jobs)
     if unknown:
-        raise CostCapExceeded(f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
-                              hint="Remove the cost cap, or use models whose endpoint lists prices.")
+        raise CostCapExceeded(
+            f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
+            hint="Remove the cost cap, or use models whose endpoint lists prices.",
+        )
     if cost > cap_usd:
-        raise CostCapExceeded(f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
-                              hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.")
+        raise CostCapExceeded(
+            f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
+            hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.",
+        )
     return cost
 
 
@@ -515,8 +610,15 @@ EXPLAIN_INSTRUCTIONS = (
 EXPLAIN_MAX_TOKENS = 400
 
 
-async def explain(backend: Backend, model: str, finding: MergedFinding, code: str, *,
-                  is_local: bool, cost_cap_usd: float | None = None) -> tuple[str, Usage]:
+async def explain(
+    backend: Backend,
+    model: str,
+    finding: MergedFinding,
+    code: str,
+    *,
+    is_local: bool,
+    cost_cap_usd: float | None = None,
+) -> tuple[str, Usage]:
     """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
     lines = _split_lines(wire_text(code))
     first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
@@ -524,13 +626,18 @@ async def explain(backend: Backend, model: str, finding: MergedFinding, code: st
     reports = "\n".join(f"- {r.model} ({r.severity}, {r.category}): {r.message}" for r in finding.reports)
     fix = finding.fix.text if finding.fix else "(none)"
     nonce = new_nonce()
-    body = (f"Code (lines {first}-{last}):\n{excerpt}\n\nReports ({finding.agreement}):\n{reports}\n\n"
-            f"Suggested fix:\n{fix}")
+    body = (
+        f"Code (lines {first}-{last}):\n{excerpt}\n\nReports ({finding.agreement}):\n{reports}\n\nSuggested fix:\n{fix}"
+    )
     if not is_local:
         body = redact_code(body).text
     user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), block("finding", "F", body, nonce)])
-    request = ChatRequest(model=model, messages=(Message("system", EXPLAIN_INSTRUCTIONS), Message("user", user)),
-                          temperature=0.0, max_tokens=EXPLAIN_MAX_TOKENS)
+    request = ChatRequest(
+        model=model,
+        messages=(Message("system", EXPLAIN_INSTRUCTIONS), Message("user", user)),
+        temperature=0.0,
+        max_tokens=EXPLAIN_MAX_TOKENS,
+    )
     if cost_cap_usd is not None:
         await check_cost([Job(member=model, label="judge", backend=backend, request=request)], cost_cap_usd)
     reply = await complete(backend, request)

@@ -94,26 +94,58 @@ class RunLog:
             cursor = db.execute(
                 "INSERT INTO runs (finished_at, mode, status, prompt, answer, wall_s, cost, result_json)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time() if now is None else now, result.mode, result.status, prompt, result.answer,
-                 result.wall_s, result.usage.cost, result.to_json(indent=None)),
+                (
+                    time.time() if now is None else now,
+                    result.mode,
+                    result.status,
+                    prompt,
+                    result.answer,
+                    result.wall_s,
+                    result.usage.cost,
+                    result.to_json(indent=None),
+                ),
             )
             run_id = int(cursor.lastrowid or 0)
-            calls = [(run_id, c.model, "candidate", c.status, c.usage.prompt_tokens, c.usage.completion_tokens,
-                      c.usage.cost, int(c.usage.cost_estimated), c.latency_s)
-                     for rnd in (result.rounds or (result.candidates,)) for c in rnd]
+            calls = [
+                (
+                    run_id,
+                    c.model,
+                    "candidate",
+                    c.status,
+                    c.usage.prompt_tokens,
+                    c.usage.completion_tokens,
+                    c.usage.cost,
+                    int(c.usage.cost_estimated),
+                    c.latency_s,
+                )
+                for rnd in (result.rounds or (result.candidates,))
+                for c in rnd
+            ]
             if result.judge is not None:
                 judge = result.judge
-                calls.append((run_id, judge.model, "judge", "failed" if judge.error else "ok",
-                              judge.usage.prompt_tokens, judge.usage.completion_tokens, judge.usage.cost,
-                              int(judge.usage.cost_estimated), None))
+                calls.append(
+                    (
+                        run_id,
+                        judge.model,
+                        "judge",
+                        "failed" if judge.error else "ok",
+                        judge.usage.prompt_tokens,
+                        judge.usage.completion_tokens,
+                        judge.usage.cost,
+                        int(judge.usage.cost_estimated),
+                        None,
+                    )
+                )
             db.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", calls)
         return run_id
 
     def recent(self, limit: int) -> list[LoggedRun]:
         """The latest ``limit`` runs, newest first."""
         with self._session() as db:
-            rows = db.execute("SELECT id, finished_at, mode, status, prompt, answer, wall_s, cost FROM runs"
-                              " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT id, finished_at, mode, status, prompt, answer, wall_s, cost FROM runs ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
         return [LoggedRun(*row) for row in rows]
 
     def result_json(self, run_id: int) -> str:
@@ -130,9 +162,12 @@ class RunLog:
             rows = db.execute(
                 "SELECT model, COUNT(*), SUM(status = 'failed'), SUM(prompt_tokens), SUM(completion_tokens),"
                 " COALESCE(SUM(cost), 0), MAX(cost_estimated) FROM calls GROUP BY model"
-                " ORDER BY COALESCE(SUM(cost), 0) DESC, model").fetchall()
-        return [ModelTotals(model, calls, failures, prompt, completion, cost, bool(estimated))
-                for model, calls, failures, prompt, completion, cost, estimated in rows]
+                " ORDER BY COALESCE(SUM(cost), 0) DESC, model"
+            ).fetchall()
+        return [
+            ModelTotals(model, calls, failures, prompt, completion, cost, bool(estimated))
+            for model, calls, failures, prompt, completion, cost, estimated in rows
+        ]
 
     @contextmanager
     def _session(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:
@@ -141,8 +176,9 @@ class RunLog:
             with db:  # commits, or rolls back on error
                 yield db
         except sqlite3.Error as exc:
-            raise ConfigError(f"the run log {self.path} failed: {exc}",
-                              hint=f"Remove the file, or set {NO_LOG_ENV}=1.") from exc
+            raise ConfigError(
+                f"the run log {self.path} failed: {exc}", hint=f"Remove the file, or set {NO_LOG_ENV}=1."
+            ) from exc
         finally:
             db.close()
 

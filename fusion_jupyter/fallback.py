@@ -154,4 +154,3 @@ class TextProgress:
         line = progress_line(event)
         if line:
             print(line, file=self._stream or sys.stderr, flush=True)
-

@@ -145,8 +145,6 @@ def pane_body(pane: PaneState, debate: bool) -> str:
     return f'<div class="fusion-scroll"><div>{"".join(parts)}</div></div>'
 
 
-
-
 def judge_line(state: RunState) -> str:
     judge = state.judge
     words = {

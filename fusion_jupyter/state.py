@@ -227,8 +227,3 @@ class RunState:
 
 
 # -- formatting shared by the widget view and the text/markdown fallback ---------
-
-
-
-
-

@@ -14,12 +14,17 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fusion-lsp", description="Fused code review and completion for any LSP editor.")
+        prog="fusion-lsp", description="Fused code review and completion for any LSP editor."
+    )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default)")
     transport.add_argument("--tcp", metavar="HOST:PORT", help="listen for one client on a TCP socket")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
-                        help="what goes to stderr (default: warning); never message bodies below debug")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="warning",
+        help="what goes to stderr (default: warning); never message bodies below debug",
+    )
     parser.add_argument("--version", action="version", version=f"fusion-lsp {__version__}")
     return parser
 

@@ -29,8 +29,9 @@ KINDS = [types.CodeActionKind.Source, types.CodeActionKind.QuickFix, types.CodeA
 
 
 def register(server: FusionServer) -> None:
-    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                    types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True))
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True)
+    )
     def code_action(ls: FusionServer, params: types.CodeActionParams) -> list[types.CodeAction | types.Command] | None:
         doc = open_document(ls.workspace, params.text_document.uri)
         if doc is None:
@@ -42,13 +43,19 @@ def register(server: FusionServer) -> None:
         uri = doc.uri
         rng = params.range
         if _wanted(types.CodeActionKind.Source, only):
-            actions.append(_action(literal, "Fusion: review file", types.CodeActionKind.Source,
-                                   types.Command(title="Fusion: review file", command=REVIEW_COMMAND, arguments=[uri])))
+            actions.append(
+                _action(
+                    literal,
+                    "Fusion: review file",
+                    types.CodeActionKind.Source,
+                    types.Command(title="Fusion: review file", command=REVIEW_COMMAND, arguments=[uri]),
+                )
+            )
             if rng.end.line > rng.start.line or rng.end.character > rng.start.character:
-                selection = types.Command(title="Fusion: review selection", command=REVIEW_COMMAND,
-                                          arguments=[uri, _range_json(rng)])
-                actions.append(_action(literal, "Fusion: review selection", types.CodeActionKind.Source,
-                                       selection))
+                selection = types.Command(
+                    title="Fusion: review selection", command=REVIEW_COMMAND, arguments=[uri, _range_json(rng)]
+                )
+                actions.append(_action(literal, "Fusion: review selection", types.CodeActionKind.Source, selection))
         lines = split_lines(doc.source)
         for live in ls.findings.get_all(uri):
             if live.last < rng.start.line or live.first > rng.end.line or live.last >= len(lines):
@@ -77,8 +84,9 @@ def register(server: FusionServer) -> None:
         return action
 
 
-def _fix_action(ls: FusionServer, uri: str, live: LiveFinding, diag: types.Diagnostic, literal: bool,
-                lazy: bool) -> types.CodeAction | types.Command:
+def _fix_action(
+    ls: FusionServer, uri: str, live: LiveFinding, diag: types.Diagnostic, literal: bool, lazy: bool
+) -> types.CodeAction | types.Command:
     finding = live.finding
     title = f"Fusion: fix {_short(finding.message)} ({finding.agreement})"
     if not literal:
@@ -94,8 +102,13 @@ def _fix_action(ls: FusionServer, uri: str, live: LiveFinding, diag: types.Diagn
     return action
 
 
-def _action(literal: bool, title: str, kind: types.CodeActionKind, command: types.Command,
-            diagnostics: list[types.Diagnostic] | None = None) -> types.CodeAction | types.Command:
+def _action(
+    literal: bool,
+    title: str,
+    kind: types.CodeActionKind,
+    command: types.Command,
+    diagnostics: list[types.Diagnostic] | None = None,
+) -> types.CodeAction | types.Command:
     if not literal:
         return command
     return types.CodeAction(title=title, kind=kind, command=command, diagnostics=diagnostics)
@@ -122,9 +135,11 @@ def _wanted(kind: types.CodeActionKind, only: Sequence[types.CodeActionKind | st
 
 
 def _short(message: str) -> str:
-    return message if len(message) <= TITLE_CHARS else message[:TITLE_CHARS - 1].rstrip() + "…"
+    return message if len(message) <= TITLE_CHARS else message[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 def _range_json(rng: types.Range) -> dict[str, Any]:
-    return {"start": {"line": rng.start.line, "character": rng.start.character},
-            "end": {"line": rng.end.line, "character": rng.end.character}}
+    return {
+        "start": {"line": rng.start.line, "character": rng.start.character},
+        "end": {"line": rng.end.line, "character": rng.end.character},
+    }

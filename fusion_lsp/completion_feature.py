@@ -34,8 +34,9 @@ from fusion_lsp.server import FusionServer
 from fusion_lsp.tasks import await_work
 
 LABEL_CHARS = 80
-LOCAL_EXTRA_HINT = ("local models need llama-cpp-python: pip install 'model-fusion[local]', "
-                    "or set completionPool to remote models")
+LOCAL_EXTRA_HINT = (
+    "local models need llama-cpp-python: pip install 'model-fusion[local]', or set completionPool to remote models"
+)
 _WORD = re.compile(r"\w*$")
 _log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def register(server: FusionServer) -> None:
         return types.CompletionList(is_incomplete=False, items=_items(ls, outcome, params.position, line, index))
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
-    async def inline_completion(ls: FusionServer,
-                                params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+    async def inline_completion(
+        ls: FusionServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
         found = await _complete(ls, params.text_document.uri, params.position, "inline")
         if found is None:
             return None
@@ -59,13 +61,17 @@ def register(server: FusionServer) -> None:
         doc = open_document(ls.workspace, params.text_document.uri)
         assert doc is not None
         at = types.Position(line=params.position.line, character=line_units(line[:index], doc.position_codec))
-        return types.InlineCompletionList(items=[
-            types.InlineCompletionItem(insert_text=item.text, range=types.Range(start=at, end=at))
-            for item in outcome.items])
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(insert_text=item.text, range=types.Range(start=at, end=at))
+                for item in outcome.items
+            ]
+        )
 
 
-async def _complete(ls: FusionServer, uri: str, position: types.Position,
-                    kind: str) -> tuple[CompletionOutcome, str, int] | None:
+async def _complete(
+    ls: FusionServer, uri: str, position: types.Position, kind: str
+) -> tuple[CompletionOutcome, str, int] | None:
     """The ranked completions at ``position``, or None (no document, bad position, superseded, stale)."""
     if not ls.settings.completion_enabled:
         return None
@@ -96,12 +102,17 @@ async def _work(ls: FusionServer, context: CompletionContext) -> CompletionOutco
     if settings.debounce_s > 0:
         await asyncio.sleep(settings.debounce_s)
     config = CompletionSettings(
-        pool=settings.completion_pool, deadline_s=settings.completion_deadline_s, quorum=settings.completion_quorum,
+        pool=settings.completion_pool,
+        deadline_s=settings.completion_deadline_s,
+        quorum=settings.completion_quorum,
         max_tokens=settings.completion_max_tokens,
-        temperature=settings.completion_temperature if settings.completion_temperature is not None
+        temperature=settings.completion_temperature
+        if settings.completion_temperature is not None
         else DEFAULT_COMPLETION_TEMPERATURE,
-        judge=settings.completion_judge, cost_cap_usd=settings.cost_cap_usd,
-        max_concurrency=ls.config.max_concurrency or 8)
+        judge=settings.completion_judge,
+        cost_cap_usd=settings.cost_cap_usd,
+        max_concurrency=ls.config.max_concurrency or 8,
+    )
 
     def emit(event: Event) -> None:
         if isinstance(event, Notice):
@@ -125,13 +136,14 @@ async def _work(ls: FusionServer, context: CompletionContext) -> CompletionOutco
     return outcome
 
 
-def _items(ls: FusionServer, outcome: CompletionOutcome, position: types.Position, line: str,
-           index: int) -> list[types.CompletionItem]:
+def _items(
+    ls: FusionServer, outcome: CompletionOutcome, position: types.Position, line: str, index: int
+) -> list[types.CompletionItem]:
     doc_codec = ls.workspace.position_codec
     word = _WORD.search(line[:index])
     typed = word.group() if word else ""
     end = types.Position(line=position.line, character=line_units(line[:index], doc_codec))
-    start = types.Position(line=position.line, character=line_units(line[:index - len(typed)], doc_codec))
+    start = types.Position(line=position.line, character=line_units(line[: index - len(typed)], doc_codec))
     caps = ls.client_capabilities.text_document
     completion_caps = caps.completion if caps is not None else None
     item_caps = completion_caps.completion_item if completion_caps is not None else None
@@ -141,17 +153,19 @@ def _items(ls: FusionServer, outcome: CompletionOutcome, position: types.Positio
         joined = typed + suggestion.text
         label = next((part for part in joined.split("\n") if part.strip()), joined).strip()[:LABEL_CHARS]
         agreement = f"{suggestion.agreement} of {max(outcome.responders, suggestion.agreement)} models"
-        items.append(types.CompletionItem(
-            label=label,
-            kind=types.CompletionItemKind.Text,
-            detail=f"Fusion · {agreement}",
-            documentation=f"Suggested by {', '.join(suggestion.models)}.\n\n{typed}{suggestion.text}",
-            sort_text=f"{rank:04d}",
-            filter_text=None if label.startswith(typed) else f"{typed} {label}",
-            insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(range=types.Range(start=start, end=end), new_text=typed + suggestion.text),
-            preselect=True if preselect and rank == 0 else None,
-        ))
+        items.append(
+            types.CompletionItem(
+                label=label,
+                kind=types.CompletionItemKind.Text,
+                detail=f"Fusion · {agreement}",
+                documentation=f"Suggested by {', '.join(suggestion.models)}.\n\n{typed}{suggestion.text}",
+                sort_text=f"{rank:04d}",
+                filter_text=None if label.startswith(typed) else f"{typed} {label}",
+                insert_text_format=types.InsertTextFormat.PlainText,
+                text_edit=types.TextEdit(range=types.Range(start=start, end=end), new_text=typed + suggestion.text),
+                preselect=True if preselect and rank == 0 else None,
+            )
+        )
     return items
 
 

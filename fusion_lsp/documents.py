@@ -51,8 +51,9 @@ def is_binary(text: str) -> bool:
     return "\x00" in text
 
 
-def text_around(lines: list[str], position: types.Position, codec: PositionCodec, *,
-                before: int, after: int) -> tuple[str, str] | None:
+def text_around(
+    lines: list[str], position: types.Position, codec: PositionCodec, *, before: int, after: int
+) -> tuple[str, str] | None:
     """Up to ``before`` characters before a client position and ``after`` after it (line breaks
     as ``\\n``), or None if the position is outside the document.
 
@@ -106,8 +107,9 @@ def lines_range(lines: list[str], first: int, last: int, codec: PositionCodec) -
     return types.Range(start=start, end=end)
 
 
-def replace_lines_edit(lines: list[str], first: int, last: int, text: str, eol: str,
-                       codec: PositionCodec) -> types.TextEdit:
+def replace_lines_edit(
+    lines: list[str], first: int, last: int, text: str, eol: str, codec: PositionCodec
+) -> types.TextEdit:
     """A TextEdit replacing whole lines ``first..last`` (0-based) with ``text``."""
     body = eol.join(text.split("\n"))
     if last + 1 < len(lines):
@@ -115,8 +117,7 @@ def replace_lines_edit(lines: list[str], first: int, last: int, text: str, eol: 
         body += eol
     else:
         end = types.Position(line=last, character=line_units(lines[last], codec))
-    return types.TextEdit(range=types.Range(start=types.Position(line=first, character=0), end=end),
-                          new_text=body)
+    return types.TextEdit(range=types.Range(start=types.Position(line=first, character=0), end=end), new_text=body)
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,9 @@ def change_of(change: types.TextDocumentContentChangeEvent, version: int | None)
     if not isinstance(change, types.TextDocumentContentChangePartial):
         return None
     rng = change.range
-    return LineChange(version, (rng.start.line, rng.start.character), (rng.end.line, rng.end.character),
-                      newline_count(change.text))
+    return LineChange(
+        version, (rng.start.line, rng.start.character), (rng.end.line, rng.end.character), newline_count(change.text)
+    )
 
 
 def shift_lines(first: int, last: int, change: LineChange) -> tuple[int, int] | None:

@@ -40,8 +40,12 @@ class LiveFinding:
     @classmethod
     def from_merged(cls, finding: MergedFinding) -> LiveFinding:
         fix = finding.fix
-        return cls(finding, finding.start_line - 1, finding.end_line - 1,
-                   None if fix is None else (fix.start_line - 1, fix.end_line - 1, fix.text))
+        return cls(
+            finding,
+            finding.start_line - 1,
+            finding.end_line - 1,
+            None if fix is None else (fix.start_line - 1, fix.end_line - 1, fix.text),
+        )
 
     @property
     def id(self) -> str:
@@ -99,7 +103,8 @@ class FindingStore:
             return False
         moved = follow_changes(current.values(), [change])
         changed = len(moved) != len(current) or any(
-            (m.first, m.last) != (current[m.id].first, current[m.id].last) for m in moved)
+            (m.first, m.last) != (current[m.id].first, current[m.id].last) for m in moved
+        )
         if changed:
             self.replace(uri, moved)
         return changed

@@ -36,8 +36,13 @@ _log = logging.getLogger(__name__)
 class ReviewProgress:
     """One review's progress bar; a no-op when the client cannot show one."""
 
-    def __init__(self, ls: LanguageServer, token: types.ProgressToken | None, models: Sequence[str],
-                 on_notice: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        ls: LanguageServer,
+        token: types.ProgressToken | None,
+        models: Sequence[str],
+        on_notice: Callable[[str], None],
+    ) -> None:
         self._ls = ls
         self.token = token
         self._states = dict.fromkeys(models, "waiting")
@@ -45,8 +50,13 @@ class ReviewProgress:
         self._ended = False
 
     @classmethod
-    async def create(cls, ls: LanguageServer, given: types.ProgressToken | None, models: Sequence[str],
-                     on_notice: Callable[[str], None]) -> ReviewProgress:
+    async def create(
+        cls,
+        ls: LanguageServer,
+        given: types.ProgressToken | None,
+        models: Sequence[str],
+        on_notice: Callable[[str], None],
+    ) -> ReviewProgress:
         """Use the client's token, or ask the client for one if it supports progress."""
         token = given
         if token is None and _supports_progress(ls):
@@ -64,8 +74,10 @@ class ReviewProgress:
         """Show the bar; cancelling it from the editor cancels ``task``."""
         if self.token is None:
             return
-        self._ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
-            title=title, cancellable=True, message=self._message(), percentage=0))
+        self._ls.work_done_progress.begin(
+            self.token,
+            types.WorkDoneProgressBegin(title=title, cancellable=True, message=self._message(), percentage=0),
+        )
         future: Future[Any] | None = self._ls.work_done_progress.tokens.get(self.token)
         if future is not None:
             loop = asyncio.get_running_loop()
@@ -76,17 +88,26 @@ class ReviewProgress:
         if isinstance(event, Notice):
             self._on_notice(event.message)
             return
-        state = {CandidateStarted: "running", CandidateFinished: "done", CandidateFailed: "failed",
-                 CandidateCancelled: "cancelled"}.get(type(event))
+        state = {
+            CandidateStarted: "running",
+            CandidateFinished: "done",
+            CandidateFailed: "failed",
+            CandidateCancelled: "cancelled",
+        }.get(type(event))
         model = getattr(event, "model", None)
         if state is None or model not in self._states or self._states[model] == state:
             return
         self._states[model] = state
         if self.token is not None and not self._ended:
             finished = sum(s in ("done", "failed", "cancelled") for s in self._states.values())
-            self._ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(
-                message=self._message(), percentage=int(100 * finished / max(len(self._states), 1)),
-                cancellable=True))
+            self._ls.work_done_progress.report(
+                self.token,
+                types.WorkDoneProgressReport(
+                    message=self._message(),
+                    percentage=int(100 * finished / max(len(self._states), 1)),
+                    cancellable=True,
+                ),
+            )
 
     def end(self, message: str) -> None:
         """Close the bar (once) and forget its token."""

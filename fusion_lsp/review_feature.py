@@ -56,8 +56,11 @@ def register(server: FusionServer) -> None:
         text = await explanation(ls, uri, live)
         ls.show(text)
         finding = live.finding
-        return {"explanation": text, "models": list(finding.models),
-                "agreement": [len(finding.models), finding.responders]}
+        return {
+            "explanation": text,
+            "models": list(finding.models),
+            "agreement": [len(finding.models), finding.responders],
+        }
 
     @server.command(APPLY_FIX_COMMAND)
     async def apply_fix_command(ls: FusionServer, *args: Any) -> dict[str, Any]:
@@ -81,15 +84,18 @@ def review_problem(ls: FusionServer, uri: str) -> str | None:
         return "Fusion: this file looks binary; there is nothing to review"
     size = len(text.encode("utf-8", errors="replace"))
     if size > ls.settings.max_review_bytes:
-        return (f"Fusion: the file is too large to review ({size / 1e6:.1f} MB > "
-                f"{ls.settings.max_review_bytes / 1e6:.1f} MB); review a selection instead")
+        return (
+            f"Fusion: the file is too large to review ({size / 1e6:.1f} MB > "
+            f"{ls.settings.max_review_bytes / 1e6:.1f} MB); review a selection instead"
+        )
     if not text.strip():
         return "Fusion: the file is empty"
     return None
 
 
-def start_review(ls: FusionServer, uri: str, lines: tuple[int, int] | None, request_id: Any,
-                 token: types.ProgressToken | None) -> asyncio.Task[dict[str, Any]]:
+def start_review(
+    ls: FusionServer, uri: str, lines: tuple[int, int] | None, request_id: Any, token: types.ProgressToken | None
+) -> asyncio.Task[dict[str, Any]]:
     """Start (or restart) the review of ``uri``; a review already running for it is cancelled."""
     problem = review_problem(ls, uri)
     if problem:
@@ -102,18 +108,24 @@ def start_review(ls: FusionServer, uri: str, lines: tuple[int, int] | None, requ
     return ls.tasks.start(("review", uri), _run_review(ls, uri, lines, token), request_id)
 
 
-async def _run_review(ls: FusionServer, uri: str, lines: tuple[int, int] | None,
-                      token: types.ProgressToken | None) -> dict[str, Any]:
+async def _run_review(
+    ls: FusionServer, uri: str, lines: tuple[int, int] | None, token: types.ProgressToken | None
+) -> dict[str, Any]:
     doc = open_document(ls.workspace, uri)
     assert doc is not None
     version, settings = doc.version, ls.settings
     target = ReviewTarget(text=doc.source, path=doc.path, language=doc.language_id or "", lines=lines)
     config = ReviewSettings(
-        pool=settings.review_pool, timeout_s=settings.review_timeout_s, max_tokens=settings.review_max_tokens,
-        temperature=settings.review_temperature if settings.review_temperature is not None
+        pool=settings.review_pool,
+        timeout_s=settings.review_timeout_s,
+        max_tokens=settings.review_max_tokens,
+        temperature=settings.review_temperature
+        if settings.review_temperature is not None
         else DEFAULT_REVIEW_TEMPERATURE,
-        quorum=settings.review_quorum, cost_cap_usd=settings.cost_cap_usd,
-        max_concurrency=ls.config.max_concurrency or 8)
+        quorum=settings.review_quorum,
+        cost_cap_usd=settings.cost_cap_usd,
+        max_concurrency=ls.config.max_concurrency or 8,
+    )
     try:
         models = [m.name for m in expand_pool(settings.review_pool)]
     except FusionError as exc:
@@ -140,8 +152,14 @@ async def _run_review(ls: FusionServer, uri: str, lines: tuple[int, int] | None,
     return _publish(ls, uri, version, lines, outcome, progress)
 
 
-def _publish(ls: FusionServer, uri: str, version: int | None, lines: tuple[int, int] | None,
-             outcome: ReviewOutcome, progress: ReviewProgress) -> dict[str, Any]:
+def _publish(
+    ls: FusionServer,
+    uri: str,
+    version: int | None,
+    lines: tuple[int, int] | None,
+    outcome: ReviewOutcome,
+    progress: ReviewProgress,
+) -> dict[str, Any]:
     live = [LiveFinding.from_merged(f) for f in outcome.findings]
     doc = open_document(ls.workspace, uri)
     if doc is not None and doc.version != version:
@@ -167,16 +185,25 @@ def _publish(ls: FusionServer, uri: str, version: int | None, lines: tuple[int, 
     ls.findings.replace(doc.uri, live, None if lines is None else (lines[0] - 1, lines[1] - 1))
     ls.publish(doc.uri)
     if outcome.failures:
-        ls.log(f"Fusion review: {len(outcome.failures)} of {len(outcome.candidates)} models failed ({details})",
-               types.MessageType.Warning)
+        ls.log(
+            f"Fusion review: {len(outcome.failures)} of {len(outcome.candidates)} models failed ({details})",
+            types.MessageType.Warning,
+        )
     agreed = sum(len(f.finding.models) > 1 for f in live)
     summary = f"{len(live)} finding{'s' if len(live) != 1 else ''} ({agreed} agreed by 2+ models)"
     progress.end(summary)
     cost = outcome.usage.cost
-    ls.log(f"Fusion review: {summary} from {len(outcome.responders)} model(s)"
-           + (f", cost ${cost:.4f}" if cost else ""))
-    return {"findings": len(live), "agreed": agreed, "responders": list(outcome.responders),
-            "failed": failed, "redacted": outcome.redacted, "cost_usd": cost}
+    ls.log(
+        f"Fusion review: {summary} from {len(outcome.responders)} model(s)" + (f", cost ${cost:.4f}" if cost else "")
+    )
+    return {
+        "findings": len(live),
+        "agreed": agreed,
+        "responders": list(outcome.responders),
+        "failed": failed,
+        "redacted": outcome.redacted,
+        "cost_usd": cost,
+    }
 
 
 async def explanation(ls: FusionServer, uri: str, live: LiveFinding) -> str:
@@ -192,8 +219,14 @@ async def explanation(ls: FusionServer, uri: str, live: LiveFinding) -> str:
     if judge and doc is not None and not split_judge_spec(judge)[1]:
         try:
             backend, model = ls.fusion.resolver.resolve(judge)
-            rationale, _ = await explain(backend, model, finding, doc.source, is_local=is_local_spec(judge),
-                                         cost_cap_usd=ls.settings.cost_cap_usd)
+            rationale, _ = await explain(
+                backend,
+                model,
+                finding,
+                doc.source,
+                is_local=is_local_spec(judge),
+                cost_cap_usd=ls.settings.cost_cap_usd,
+            )
         except FusionError as exc:
             ls.log(f"Fusion explain: the judge {judge} failed: {exc.message}", types.MessageType.Warning)
     text = _compose(finding, judge if rationale else None, rationale)

@@ -107,8 +107,9 @@ class FusionProtocol(LanguageServerProtocol):
                 _log.exception("could not apply a change to %s; dropping its findings", uri)
                 self._server.document_changed(uri, None, params.text_document.version)
                 continue
-            self._server.document_changed(uri, change_of(change, params.text_document.version),
-                                          params.text_document.version)
+            self._server.document_changed(
+                uri, change_of(change, params.text_document.version), params.text_document.version
+            )
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
@@ -231,8 +232,7 @@ class FusionServer(LanguageServer):
         from pygls.exceptions import FeatureRequestError
 
         if source is not FeatureRequestError:
-            self.show(f"Fusion: internal error: {type(error).__name__}: {error}", types.MessageType.Error,
-                      once=True)
+            self.show(f"Fusion: internal error: {type(error).__name__}: {error}", types.MessageType.Error, once=True)
 
     # -- documents --------------------------------------------------------------------
 
@@ -261,7 +261,8 @@ class FusionServer(LanguageServer):
             return
         diagnostics = diagnostics_for(self.findings.get_all(uri), doc)
         self.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=doc.uri, diagnostics=diagnostics, version=doc.version))
+            types.PublishDiagnosticsParams(uri=doc.uri, diagnostics=diagnostics, version=doc.version)
+        )
 
     def publish_soon(self, uri: str) -> None:
         """Publish once after a burst of edits instead of once per keystroke."""
@@ -283,8 +284,15 @@ class FusionServer(LanguageServer):
         reader = _SafeReader(StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool))
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
-            asyncio.run(run_async(stop_event=self._stop_event, reader=reader, protocol=self.protocol,
-                                  logger=_log, error_handler=self.report_server_error))
+            asyncio.run(
+                run_async(
+                    stop_event=self._stop_event,
+                    reader=reader,
+                    protocol=self.protocol,
+                    logger=_log,
+                    error_handler=self.report_server_error,
+                )
+            )
         except BrokenPipeError:
             _log.error("the client went away")
         except (KeyboardInterrupt, SystemExit):
@@ -298,8 +306,13 @@ class FusionServer(LanguageServer):
 
         async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.protocol.set_writer(writer)
-            await run_async(stop_event=stop, reader=_SafeReader(reader), protocol=self.protocol,
-                            logger=_log, error_handler=self.report_server_error)
+            await run_async(
+                stop_event=stop,
+                reader=_SafeReader(reader),
+                protocol=self.protocol,
+                logger=_log,
+                error_handler=self.report_server_error,
+            )
             self.shutdown()  # type: ignore[no-untyped-call]
 
         async def serve() -> None:
@@ -356,8 +369,9 @@ def _register_lifecycle(server: FusionServer) -> None:
         if not settings and workspace is not None and workspace.configuration:
             try:
                 async with asyncio.timeout(2.0):
-                    pulled = await ls.workspace_configuration_async(types.ConfigurationParams(
-                        items=[types.ConfigurationItem(section="fusion")]))
+                    pulled = await ls.workspace_configuration_async(
+                        types.ConfigurationParams(items=[types.ConfigurationItem(section="fusion")])
+                    )
                 settings = pulled[0] if pulled else None
             except Exception as exc:  # noqa: BLE001 - keep the old settings
                 _log.warning("could not fetch settings: %s", exc)
@@ -395,8 +409,13 @@ def _register_lifecycle(server: FusionServer) -> None:
         except (OSError, ValueError):
             pass
         return {
-            "documents": len(ls.workspace.text_documents), "documents_with_findings": len(ls.findings),
-            "findings": ls.findings.count(), "tasks": len(ls.tasks), "change_logs": len(ls.change_logs),
-            "explanations": len(ls.explanations), "progress_tokens": len(ls.work_done_progress.tokens),
-            "pending_requests": len(ls.protocol._request_futures), "rss_kb": rss_kb,
+            "documents": len(ls.workspace.text_documents),
+            "documents_with_findings": len(ls.findings),
+            "findings": ls.findings.count(),
+            "tasks": len(ls.tasks),
+            "change_logs": len(ls.change_logs),
+            "explanations": len(ls.explanations),
+            "progress_tokens": len(ls.work_done_progress.tokens),
+            "pending_requests": len(ls.protocol._request_futures),
+            "rss_kb": rss_kb,
         }

@@ -64,14 +64,19 @@ _KINDS: dict[str, tuple[type, ...]] = {}
 for _field in dataclasses.fields(LspSettings):
     _type = str(_field.type)
     _KINDS[_field.name] = (
-        (tuple,) if _type.startswith("tuple") else (bool,) if _type == "bool"
-        else (int,) if _type.startswith("int") else (float, int) if _type.startswith("float")
+        (tuple,)
+        if _type.startswith("tuple")
+        else (bool,)
+        if _type == "bool"
+        else (int,)
+        if _type.startswith("int")
+        else (float, int)
+        if _type.startswith("float")
         else (str,)
     )
 _OPTIONAL = {f.name for f in dataclasses.fields(LspSettings) if "None" in str(f.type)}
 _NON_NEGATIVE = {"review_timeout_s", "completion_deadline_s", "debounce_s", "cost_cap_usd"}
-_POSITIVE = {"review_max_tokens", "completion_max_tokens", "max_review_bytes", "review_quorum",
-             "completion_quorum"}
+_POSITIVE = {"review_max_tokens", "completion_max_tokens", "max_review_bytes", "review_quorum", "completion_quorum"}
 
 
 def build_settings(config: Config, overrides: Sequence[Any], env: Mapping[str, str]) -> tuple[LspSettings, list[str]]:

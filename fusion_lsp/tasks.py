@@ -29,8 +29,9 @@ class TaskRegistry:
         self._by_key: dict[Hashable, asyncio.Task[Any]] = {}
         self._by_request: dict[RequestId, asyncio.Task[Any]] = {}
 
-    def start(self, key: Hashable, work: Coroutine[Any, Any, T],
-              request_id: RequestId | None = None) -> asyncio.Task[T]:
+    def start(
+        self, key: Hashable, work: Coroutine[Any, Any, T], request_id: RequestId | None = None
+    ) -> asyncio.Task[T]:
         """Run ``work`` under ``key``, cancelling whatever ran under that key before."""
         previous = self._by_key.pop(key, None)
         if previous is not None and not previous.done():

@@ -12,8 +12,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
-    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], env=env, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_stream_events_example() -> None:

@@ -66,9 +66,7 @@ class ModelInfo:
 
     @property
     def supports_json_schema(self) -> bool:
-        return "structured_outputs" in self.supported_parameters or (
-            "response_format" in self.supported_parameters
-        )
+        return "structured_outputs" in self.supported_parameters or ("response_format" in self.supported_parameters)
 
 
 @runtime_checkable

@@ -202,9 +202,7 @@ class OpenAICompatibleBackend:
 
     def _chunk_from_payload(self, payload: Any, model: str) -> Chunk | None:
         if not isinstance(payload, dict):
-            raise BadResponse(
-                f"{model} sent an unexpected event", backend=self.name, model=model
-            )
+            raise BadResponse(f"{model} sent an unexpected event", backend=self.name, model=model)
         choices = payload.get("choices") or []
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         error = payload.get("error") or choice.get("error")
@@ -306,9 +304,7 @@ class OpenAICompatibleBackend:
     def _transport_error(self, exc: httpx.HTTPError, *, model: str) -> BackendError:
         who = model or self.base_url
         if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeout(
-                f"{who}: no answer within {self._timeout.read:g} s", backend=self.name, model=model
-            )
+            return BackendTimeout(f"{who}: no answer within {self._timeout.read:g} s", backend=self.name, model=model)
         if isinstance(exc, httpx.ConnectError):
             return UpstreamError(
                 f"{who}: cannot connect to {self.base_url}",

@@ -34,9 +34,7 @@ class ScriptedBackend:
         self.requests.append(request)
         queue = self._queues.get(request.model)
         if not queue:
-            raise BadRequest(
-                f"no scripted reply left for {request.model}", backend=self.name, model=request.model
-            )
+            raise BadRequest(f"no scripted reply left for {request.model}", backend=self.name, model=request.model)
         reply = queue.popleft() if len(queue) > 1 else queue[0]
         if isinstance(reply, Exception):
             raise reply

@@ -47,15 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fusion", description="Run one prompt through a pool of LLMs and fuse their answers."
     )
-    parser.add_argument("--config", help="path to fusion.toml (default: ./fusion.toml, then "
-                        "~/.config/fusion/config.toml)")
+    parser.add_argument(
+        "--config", help="path to fusion.toml (default: ./fusion.toml, then ~/.config/fusion/config.toml)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="fuse the answers of a pool of models")
     run.add_argument("prompt", help="the prompt, or - to read it from stdin")
     add_run_options(run)
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    run.add_argument("--no-log", action="store_true", dest="no_log",
-                     help="do not record this run in the run log (see `fusion logs`)")
+    run.add_argument(
+        "--no-log", action="store_true", dest="no_log", help="do not record this run in the run log (see `fusion logs`)"
+    )
     models = commands.add_parser("models", help="list an endpoint's models and prices")
     models.add_argument("--endpoint", default="openrouter", help="a configured endpoint name")
     models.add_argument("--filter", default="", help="only ids containing this text")
@@ -135,8 +137,10 @@ def _show_log(args: argparse.Namespace) -> int:
         print(f"{'model':<44} {'calls':>6} {'failed':>6} {'tokens in':>10} {'tokens out':>10} {'cost':>12}")
         for row in totals:
             cost = format_cost(Usage(cost=row.cost, cost_estimated=row.estimated))
-            print(f"{row.model:<44} {row.calls:>6} {row.failures:>6} {row.prompt_tokens:>10} "
-                  f"{row.completion_tokens:>10} {cost:>12}")
+            print(
+                f"{row.model:<44} {row.calls:>6} {row.failures:>6} {row.prompt_tokens:>10} "
+                f"{row.completion_tokens:>10} {cost:>12}"
+            )
         if not totals:
             print(f"no runs logged yet in {path}")
         return EXIT_OK
@@ -234,8 +238,11 @@ def _pools(config: Config) -> int:
 
 def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
     if getattr(args, "json", False):
-        print(json.dumps({"status": "error", "error": {"kind": exc.kind, "message": exc.message,
-                                                       "hint": exc.hint}}, indent=2))
+        print(
+            json.dumps(
+                {"status": "error", "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}, indent=2
+            )
+        )
     err.print(f"[red]error:[/] {escape(exc.message)}")
     if exc.hint:
         err.print(f"  → {escape(exc.hint)}")

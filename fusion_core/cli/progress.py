@@ -14,8 +14,12 @@ def prepare_embedded_model(console: Console, local: LocalConfig) -> None:
 
     if local_models.embedded_model_ready(local.cache_dir):
         return
-    columns = (TextColumn("assembling local/gemma-3-270m (first run only)"), BarColumn(),
-               DownloadColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("assembling local/gemma-3-270m (first run only)"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("assemble", total=None)
 

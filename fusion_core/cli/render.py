@@ -103,14 +103,24 @@ class RunView:
             else:
                 latency = f"{now - row.started:.1f}s" if row.started else ""
             state = row.state + (f" r{row.round}" if row.round > 1 else "")
-            table.add_row(name, Text(state, style=STATE_STYLE.get(row.state, "")), tokens, latency,
-                          format_cost(row.usage) if row.usage else "", Text(row.detail[:80], style="dim"))
+            table.add_row(
+                name,
+                Text(state, style=STATE_STYLE.get(row.state, "")),
+                tokens,
+                latency,
+                format_cost(row.usage) if row.usage else "",
+                Text(row.detail[:80], style="dim"),
+            )
         if self.judge:
-            table.add_row(Text(f"judge {self.judge}", style="bold"), self.judge_state,
-                          f"~{self.judge_chunks}" if self.judge_chunks else "", "", "", "")
+            table.add_row(
+                Text(f"judge {self.judge}", style="bold"),
+                self.judge_state,
+                f"~{self.judge_chunks}" if self.judge_chunks else "",
+                "",
+                "",
+                "",
+            )
         return table
-
-
 
 
 class TerminalRenderer:
@@ -123,8 +133,9 @@ class TerminalRenderer:
 
     def __enter__(self) -> TerminalRenderer:
         if self.console.is_terminal:
-            self._live = Live(self.view.table(), console=self.console,
-                              refresh_per_second=REFRESH_PER_S, transient=False)
+            self._live = Live(
+                self.view.table(), console=self.console, refresh_per_second=REFRESH_PER_S, transient=False
+            )
             self._live.__enter__()
         return self
 
@@ -145,31 +156,31 @@ class TerminalRenderer:
             self.console.print(line, markup=False, highlight=False)
 
 
-
-
 def print_summary(console: Console, result: FusionResult) -> None:
     """Who answered, who failed and why, total cost and wall time."""
     answered = [c.model for c in result.candidates if c.ok]
-    console.print(f"[bold]answered[/] ({len(answered)}/{len(result.candidates)}): "
-                  + escape(", ".join(answered) or "none"))
+    console.print(
+        f"[bold]answered[/] ({len(answered)}/{len(result.candidates)}): " + escape(", ".join(answered) or "none")
+    )
     for cand in result.candidates:
         if cand.status == "failed" and cand.error:
             message = cand.error.message.removeprefix(cand.model + ": ")
-            console.print(f"  [red]failed[/] {escape(cand.model)}: {cand.error.kind}: {escape(message)}",
-                          highlight=False)
+            console.print(
+                f"  [red]failed[/] {escape(cand.model)}: {cand.error.kind}: {escape(message)}", highlight=False
+            )
         elif cand.status == "cancelled":
             console.print(f"  [yellow]cancelled[/] {escape(cand.model)} (quorum met)")
     if result.judge is not None:
         if result.judge.error:
-            console.print(f"[red]judge failed[/] {escape(result.judge.model)}: "
-                          f"{escape(result.judge.error.message)}")
+            console.print(f"[red]judge failed[/] {escape(result.judge.model)}: {escape(result.judge.error.message)}")
         elif result.judge.rationale:
-            console.print(f"[bold]judge[/] {escape(result.judge.model)}: "
-                          f"{escape(result.judge.rationale[:300])}")
+            console.print(f"[bold]judge[/] {escape(result.judge.model)}: {escape(result.judge.rationale[:300])}")
         swap = result.judge.verdict.get("swap")
         if isinstance(swap, dict) and not swap.get("agree"):
             console.print(f"[yellow]position-bias check:[/] verdicts disagreed, confidence {swap['confidence']}")
     cost = format_cost(result.usage)
     compute = f", compute {result.usage.compute_s:.2f}s" if result.usage.compute_s else ""
-    console.print(f"[bold]total[/] {result.usage.prompt_tokens}+{result.usage.completion_tokens} tokens, "
-                  f"cost {cost}{compute}, wall {result.wall_s:.2f}s")
+    console.print(
+        f"[bold]total[/] {result.usage.prompt_tokens}+{result.usage.completion_tokens} tokens, "
+        f"cost {cost}{compute}, wall {result.wall_s:.2f}s"
+    )

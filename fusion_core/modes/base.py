@@ -32,8 +32,7 @@ class Mode(Protocol):
         """The JSON schema of a verdict for a run with these labels."""
         ...
 
-    def read(self, data: dict[str, Any], texts: Mapping[str, str],
-             models: Mapping[str, str]) -> Verdict:
+    def read(self, data: dict[str, Any], texts: Mapping[str, str], models: Mapping[str, str]) -> Verdict:
         """Check the judge's JSON and build the verdict; raises VerdictFormatError."""
         ...
 
@@ -54,9 +53,7 @@ def label_of(value: Any, models: Mapping[str, str], field_name: str) -> str:
     """A label the judge wrote, checked against this run's labels."""
     label = str(value).strip()
     if label.lower().startswith("candidate "):
-        label = label[len("candidate "):].strip()
+        label = label[len("candidate ") :].strip()
     if label not in models:
-        raise VerdictFormatError(
-            f"{field_name} is {value!r}, which is not one of the labels {', '.join(models)}"
-        )
+        raise VerdictFormatError(f"{field_name} is {value!r}, which is not one of the labels {', '.join(models)}")
     return label

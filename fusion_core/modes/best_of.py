@@ -38,8 +38,7 @@ class BestOf:
             "additionalProperties": False,
         }
 
-    def read(self, data: dict[str, Any], texts: Mapping[str, str],
-             models: Mapping[str, str]) -> Verdict:
+    def read(self, data: dict[str, Any], texts: Mapping[str, str], models: Mapping[str, str]) -> Verdict:
         winner = label_of(require(data, "winner", str), models, "winner")
         raw_scores = require(data, "scores", dict)
         scores: dict[str, float] = {}
@@ -83,9 +82,13 @@ def combine_swapped(first: Verdict, second: Verdict, texts_by_model: Mapping[str
             "scores": [scores_a, scores_b],
         },
     }
-    rationale = first.rationale if agree else (
-        f"The two judgings disagreed ({first.data['winner']} vs {second.data['winner']}): "
-        f"position bias or a close call. Picked {winner} by mean score. "
-        f"First: {first.rationale} Second: {second.rationale}"
+    rationale = (
+        first.rationale
+        if agree
+        else (
+            f"The two judgings disagreed ({first.data['winner']} vs {second.data['winner']}): "
+            f"position bias or a close call. Picked {winner} by mean score. "
+            f"First: {first.rationale} Second: {second.rationale}"
+        )
     )
     return Verdict(answer=texts_by_model[winner], rationale=rationale, data=data)

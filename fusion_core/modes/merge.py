@@ -65,13 +65,19 @@ class Merge:
                 "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                 "rationale": {"type": "string"},
             },
-            "required": ["answer", "consensus", "contradictions", "unique_insights",
-                         "blind_spots", "confidence", "rationale"],
+            "required": [
+                "answer",
+                "consensus",
+                "contradictions",
+                "unique_insights",
+                "blind_spots",
+                "confidence",
+                "rationale",
+            ],
             "additionalProperties": False,
         }
 
-    def read(self, data: dict[str, Any], texts: Mapping[str, str],
-             models: Mapping[str, str]) -> Verdict:
+    def read(self, data: dict[str, Any], texts: Mapping[str, str], models: Mapping[str, str]) -> Verdict:
         answer = require(data, "answer", str).strip()
         if not answer:
             raise VerdictFormatError("the field 'answer' is empty")
@@ -88,8 +94,10 @@ class Merge:
                 stances.append({"model": models[who], "stance": str(stance.get("stance", ""))})
             contradictions.append({"topic": str(item.get("topic", "")), "stances": stances})
         insights = [
-            {"insight": str(item.get("insight", "")),
-             "model": models[label_of(item.get("model"), models, "an insight's model")]}
+            {
+                "insight": str(item.get("insight", "")),
+                "model": models[label_of(item.get("model"), models, "an insight's model")],
+            }
             for item in _objects(data, "unique_insights")
         ]
         return Verdict(

@@ -24,15 +24,18 @@ CONTEXT = CompletionContext(prefix="def add(a, b):\n    return ", suffix="\n\npr
 SECRET = "ghp_" + "Xy7" * 12
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("a + b", "a + b"),
-    ("return a + b", "a + b"),  # the model repeated the start of the line
-    ("    return a + b\n", "a + b"),
-    ("```python\na + b\n```", "a + b"),
-    ("a + b\n\nprint(add(1, 2))", "a + b"),  # it ran on into the code after the cursor
-    ("\n".join(f"line{i}" for i in range(20)), "\n".join(f"line{i}" for i in range(8))),
-    ("   \n", ""),
-])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("a + b", "a + b"),
+        ("return a + b", "a + b"),  # the model repeated the start of the line
+        ("    return a + b\n", "a + b"),
+        ("```python\na + b\n```", "a + b"),
+        ("a + b\n\nprint(add(1, 2))", "a + b"),  # it ran on into the code after the cursor
+        ("\n".join(f"line{i}" for i in range(20)), "\n".join(f"line{i}" for i in range(8))),
+        ("   \n", ""),
+    ],
+)
 def test_clean_completion(reply: str, expected: str) -> None:
     assert clean_completion(reply, CONTEXT) == expected
 
@@ -43,10 +46,14 @@ def test_a_partial_reply_keeps_only_complete_lines() -> None:
 
 
 def test_agreement_ranks_and_shared_beginnings_support() -> None:
-    ranked = rank_completions({"m1": "a + b", "m2": "a + b ", "m3": "a - b", "m4": "sum((a, b))"},
-                              ["m1", "m2", "m3", "m4"])
+    ranked = rank_completions(
+        {"m1": "a + b", "m2": "a + b ", "m3": "a - b", "m4": "sum((a, b))"}, ["m1", "m2", "m3", "m4"]
+    )
     assert [(r.text, r.models) for r in ranked] == [
-        ("a + b", ("m1", "m2")), ("a - b", ("m3",)), ("sum((a, b))", ("m4",))]
+        ("a + b", ("m1", "m2")),
+        ("a - b", ("m3",)),
+        ("sum((a, b))", ("m4",)),
+    ]
     assert ranked[0].support > ranked[1].support > ranked[2].support
 
 
@@ -83,8 +90,7 @@ async def test_deadline_keeps_complete_lines_of_stragglers() -> None:
     slow = ScriptedBackend({"slow": ["x=1\ny=2 z=3 w=4 v=5"]}, chunk_delay_s=0.25)
     fusion.resolver.register("slow", slow)
     started = time.perf_counter()
-    outcome = await fused_completion(fusion, CONTEXT, CompletionSettings(pool=("s:fast", "slow:slow"),
-                                                                         deadline_s=0.6))
+    outcome = await fused_completion(fusion, CONTEXT, CompletionSettings(pool=("s:fast", "slow:slow"), deadline_s=0.6))
     assert time.perf_counter() - started < 2.0
     assert [i.text for i in outcome.items] == ["a + b", "x=1"]
     assert {c.model: c.status for c in outcome.candidates}["slow:slow"] == "failed"
@@ -94,8 +100,9 @@ async def test_quorum_cancels_the_rest() -> None:
     fusion, _ = scripted({"a": ["a + b"], "b": ["a + b"]})
     fusion.resolver.register("slow", ScriptedBackend({"c": ["never " * 50]}, chunk_delay_s=0.2))
     started = time.perf_counter()
-    outcome = await fused_completion(fusion, CONTEXT, CompletionSettings(pool=("s:a", "s:b", "slow:c"), quorum=2,
-                                                                         deadline_s=10))
+    outcome = await fused_completion(
+        fusion, CONTEXT, CompletionSettings(pool=("s:a", "s:b", "slow:c"), quorum=2, deadline_s=10)
+    )
     assert time.perf_counter() - started < 3.0  # not the 10 s the straggler would take
     assert outcome.items[0].models == ("s:a", "s:b")
     assert {c.model: c.status for c in outcome.candidates}["slow:c"] == "cancelled"
@@ -115,8 +122,9 @@ async def test_against_the_http_test_server(server: TestServer, remote_env: dict
     fusion = Fusion(env=remote_env)
     try:
         # The default 1.5 s deadline: the scripted models answer at once, mock/hang never does.
-        outcome = await fused_completion(fusion, CONTEXT, CompletionSettings(pool=("script/x", "script/y",
-                                                                                    "mock/hang")))
+        outcome = await fused_completion(
+            fusion, CONTEXT, CompletionSettings(pool=("script/x", "script/y", "mock/hang"))
+        )
     finally:
         await fusion.aclose()
     assert [(i.text, i.agreement) for i in outcome.items] == [("a + b", 2)]
@@ -132,8 +140,9 @@ async def test_against_the_http_test_server(server: TestServer, remote_env: dict
 async def test_the_likelihood_judge_ranks_local_samples() -> None:
     fusion = Fusion()
     context = CompletionContext(prefix="def fibonacci(n):\n    if n < 2:\n        return n\n    return ")
-    settings = CompletionSettings(pool=("local/gemma-3-270m*3",), deadline_s=30, max_tokens=16,
-                                  judge="likelihood:local/gemma-3-270m")
+    settings = CompletionSettings(
+        pool=("local/gemma-3-270m*3",), deadline_s=30, max_tokens=16, judge="likelihood:local/gemma-3-270m"
+    )
     outcome = await fused_completion(fusion, context, settings)
     assert outcome.items
     scores = [i.likelihood for i in outcome.items]

@@ -31,15 +31,21 @@ class LabelReadingJudge(ScriptedBackend):
         else:
             blocks = {label: body for _, label, body in BLOCK.findall(request.messages[1].content)}
             winner = next((label for label, body in blocks.items() if "[BEST]" in body), min(blocks))
-            text = json.dumps({"winner": winner, "scores": {k: 9 if k == winner else 4 for k in blocks},
-                               "rationale": f"{winner} is best"})
+            text = json.dumps(
+                {
+                    "winner": winner,
+                    "scores": {k: 9 if k == winner else 4 for k in blocks},
+                    "rationale": f"{winner} is best",
+                }
+            )
         from fusion_core.backends.base import Chunk
 
         yield Chunk(text=text)
 
 
-def fusion_with(models: dict[str, list], judge: ScriptedBackend | None = None, *,
-                slow: dict[str, list] | None = None, seed: int = 7) -> Fusion:  # type: ignore[type-arg]
+def fusion_with(
+    models: dict[str, list], judge: ScriptedBackend | None = None, *, slow: dict[str, list] | None = None, seed: int = 7
+) -> Fusion:  # type: ignore[type-arg]
     fusion = Fusion(rng=random.Random(seed))
     fusion.resolver.register("s", ScriptedBackend(models))
     fusion.resolver.register("slow", ScriptedBackend(slow or {}, chunk_delay_s=0.5))
@@ -85,8 +91,9 @@ async def test_all_failed_keeps_every_error() -> None:
 
 
 async def test_quorum_cancels_stragglers_and_keeps_their_text() -> None:
-    fusion = fusion_with({"a": ["fast one"], "b": ["fast two [BEST]"]},
-                         slow={"z": ["very slow straggler answer that takes long"]})
+    fusion = fusion_with(
+        {"a": ["fast one"], "b": ["fast two [BEST]"]}, slow={"z": ["very slow straggler answer that takes long"]}
+    )
     events = []
     settings = RunSettings(pool=("s:a", "s:b", "slow:z"), judge="j:judge", mode="best-of", quorum=2)
     async for event in fusion.stream("q", settings):
@@ -130,17 +137,31 @@ async def test_swap_judges_twice_in_reversed_order() -> None:
 async def test_self_preference_warning() -> None:
     fusion = fusion_with({"a": ["x [BEST]"]})
     fusion.resolver.register("s2", LabelReadingJudge())
-    events = [e async for e in fusion.stream("q", RunSettings(pool=("s:a", "s2:judge"), judge="s2:judge",
-                                                                 mode="best-of"))]
+    events = [
+        e async for e in fusion.stream("q", RunSettings(pool=("s:a", "s2:judge"), judge="s2:judge", mode="best-of"))
+    ]
     assert any(isinstance(e, Notice) and "self-preference" in e.message for e in events)
 
 
 async def test_debate_keeps_every_round() -> None:
-    merge = json.dumps({"answer": "fused", "consensus": [], "contradictions": [], "unique_insights": [],
-                        "blind_spots": [], "confidence": 0.5, "rationale": "r"})
-    fusion = fusion_with({"a": ["first a", "revised a, quite different now"],
-                          "b": ["first b", "revised b, also changed a lot"],
-                          "judge": [merge]})
+    merge = json.dumps(
+        {
+            "answer": "fused",
+            "consensus": [],
+            "contradictions": [],
+            "unique_insights": [],
+            "blind_spots": [],
+            "confidence": 0.5,
+            "rationale": "r",
+        }
+    )
+    fusion = fusion_with(
+        {
+            "a": ["first a", "revised a, quite different now"],
+            "b": ["first b", "revised b, also changed a lot"],
+            "judge": [merge],
+        }
+    )
     fusion.resolver.register("j", ScriptedBackend({"judge": [merge]}))
     result = await fusion.arun("q", RunSettings(pool=("s:a", "s:b"), judge="j:judge", mode="debate", rounds=3))
     assert result.status == "ok" and result.answer == "fused"
@@ -151,8 +172,7 @@ async def test_debate_keeps_every_round() -> None:
 
 async def test_events_stream_live_and_end_with_result() -> None:
     fusion = fusion_with({"a": ["one two three"], "b": ["[BEST] four five"]})
-    events = [e async for e in fusion.stream("q", RunSettings(pool=("s:a", "s:b"), judge="j:judge",
-                                                                mode="best-of"))]
+    events = [e async for e in fusion.stream("q", RunSettings(pool=("s:a", "s:b"), judge="j:judge", mode="best-of"))]
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
     assert sum(isinstance(e, CandidateDelta) for e in events) >= 4
 
@@ -189,7 +209,7 @@ def test_a_script_that_never_closes_still_exits(tmp_path) -> None:  # type: igno
         "from fusion_core.backends.scripted import ScriptedBackend\n"
         "f = Fusion()\n"
         "f.resolver.register('s', ScriptedBackend({'a': ['x'], "
-        "'j': ['{\"winner\": \"A\", \"scores\": {\"A\": 1}, \"rationale\": \"\"}']}))\n"
+        '\'j\': [\'{"winner": "A", "scores": {"A": 1}, "rationale": ""}\']}))\n'
         "print(f.run('q', RunSettings(pool=('s:a',), judge='s:j', mode='best-of')).status)\n"
     )
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)

@@ -60,8 +60,16 @@ async def test_comments_skipped_usage_read_done_honoured() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return stream_response(sse(": OPENROUTER PROCESSING\n\n", data(chunk("Hel")), ": ping\n\n",
-                                   data(chunk("lo")), data(USAGE), "data: [DONE]\n\n"))
+        return stream_response(
+            sse(
+                ": OPENROUTER PROCESSING\n\n",
+                data(chunk("Hel")),
+                ": ping\n\n",
+                data(chunk("lo")),
+                data(USAGE),
+                "data: [DONE]\n\n",
+            )
+        )
 
     result = await complete(backend(handler), REQUEST)
     assert result.text == "Hello"
@@ -74,8 +82,10 @@ async def test_comments_skipped_usage_read_done_honoured() -> None:
 
 async def test_in_band_error_raises_after_text() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        error_event = {"error": {"code": 502, "message": "Provider returned error"},
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}]}
+        error_event = {
+            "error": {"code": 502, "message": "Provider returned error"},
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}],
+        }
         return stream_response(sse(data(chunk("partial")), data(error_event), "data: [DONE]\n\n"))
 
     parts = []
@@ -109,8 +119,9 @@ async def test_429_retried_after_retry_after() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(1)
         if len(calls) == 1:
-            return httpx.Response(429, json={"error": {"code": 429, "message": "slow down"}},
-                                  headers={"Retry-After": "2"})
+            return httpx.Response(
+                429, json={"error": {"code": 429, "message": "slow down"}}, headers={"Retry-After": "2"}
+            )
         return stream_response(sse(data(chunk("ok")), data(USAGE), "data: [DONE]\n\n"))
 
     result = await complete(backend(handler, sleeps), REQUEST)

@@ -31,16 +31,22 @@ WATCHED_CLI = textwrap.dedent(
 def run_watched(*args: str, extra_env: dict[str, str] | None = None) -> tuple[int, str, str, list[list[str]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
     env.update(extra_env or {})
-    run = subprocess.run([sys.executable, "-c", WATCHED_CLI, *args], env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", WATCHED_CLI, *args], env=env, capture_output=True, text=True, timeout=600
+    )
     marker = next(line for line in run.stderr.splitlines() if line.startswith("CONNECTS="))
     return run.returncode, run.stdout, run.stderr, json.loads(marker.removeprefix("CONNECTS="))
 
 
 def test_remote_models_refused_before_any_socket() -> None:
     code, _, stderr, connects = run_watched(
-        "run", "q", "--local-only", "--pool", "openai/gpt-4o,local/gemma-3-270m",
-        "--judge", "anthropic/claude-3.7-sonnet",
+        "run",
+        "q",
+        "--local-only",
+        "--pool",
+        "openai/gpt-4o,local/gemma-3-270m",
+        "--judge",
+        "anthropic/claude-3.7-sonnet",
         extra_env={"OPENROUTER_API_KEY": "sk-or-v1-" + "0" * 64},
     )
     assert code == 2

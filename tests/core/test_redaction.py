@@ -31,13 +31,28 @@ password = get_password()
 def test_every_kind_of_secret_is_replaced_and_counted() -> None:
     result = redact_code(SOURCE)
 
-    for secret in (OPENROUTER_KEY, "AKIAIOSFODNN7EXAMPLE", GITHUB_TOKEN, "correct horse battery staple",
-                   "AIzaSyD-1234567890abcdefghijklmnopqrstu", "s3cr3t", "MIIEowIBAAKCAQEAuJ0nZbLn1kJ3dQ8m",
-                   "eyJhbGciOiJIUzI1NiJ9.payload.sig"):
+    for secret in (
+        OPENROUTER_KEY,
+        "AKIAIOSFODNN7EXAMPLE",
+        GITHUB_TOKEN,
+        "correct horse battery staple",
+        "AIzaSyD-1234567890abcdefghijklmnopqrstu",
+        "s3cr3t",
+        "MIIEowIBAAKCAQEAuJ0nZbLn1kJ3dQ8m",
+        "eyJhbGciOiJIUzI1NiJ9.payload.sig",
+    ):
         assert secret not in result.text
     assert result.count == 8  # the private key block is one secret, however many lines it has
-    assert sorted(result.kinds) == ["api_key", "aws_access_key", "bearer_token", "github_token",
-                                    "google_api_key", "password", "private_key", "secret"]
+    assert sorted(result.kinds) == [
+        "api_key",
+        "aws_access_key",
+        "bearer_token",
+        "github_token",
+        "google_api_key",
+        "password",
+        "private_key",
+        "secret",
+    ]
     assert 'OPENROUTER = "REDACTED_SECRET_1"' in result.text
     assert "-----BEGIN RSA PRIVATE KEY-----\nREDACTED_SECRET_" in result.text
 
@@ -76,8 +91,9 @@ def test_a_key_inside_a_secret_assignment_counts_once() -> None:
 def test_the_secret_values_never_show_in_a_repr_or_summary() -> None:
     result = redact_code(SOURCE)
     assert OPENROUTER_KEY not in repr(result) and "s3cr3t" not in repr(result)
-    assert result.summary() == ("8 secrets (api_key, aws_access_key, bearer_token, github_token, "
-                                "google_api_key, password, private_key, secret)")
+    assert result.summary() == (
+        "8 secrets (api_key, aws_access_key, bearer_token, github_token, google_api_key, password, private_key, secret)"
+    )
     assert redact_code("x = 1").summary() == "no secrets"
 
 

@@ -35,17 +35,29 @@ SECRET = "sk-or-v1-" + "9f" * 24
 
 
 def item(line: int, message: str, **extra: object) -> dict[str, object]:
-    return {"start_line": line, "end_line": extra.pop("end", line), "severity": extra.pop("severity", "error"),
-            "category": extra.pop("category", "bug"), "message": message,
-            "replacement": extra.pop("replacement", None)}
+    return {
+        "start_line": line,
+        "end_line": extra.pop("end", line),
+        "severity": extra.pop("severity", "error"),
+        "category": extra.pop("category", "bug"),
+        "message": message,
+        "replacement": extra.pop("replacement", None),
+    }
 
 
 def reply(*items: dict[str, object]) -> str:
     return json.dumps({"findings": list(items)})
 
 
-def f(model: str, line: int, message: str, severity: str = "warning", category: str = "bug",
-      replacement: str | None = None, end: int | None = None) -> Finding:
+def f(
+    model: str,
+    line: int,
+    message: str,
+    severity: str = "warning",
+    category: str = "bug",
+    replacement: str | None = None,
+    end: int | None = None,
+) -> Finding:
     return Finding(model, line, end or line, severity, category, message, replacement)  # type: ignore[arg-type]
 
 
@@ -68,27 +80,34 @@ def test_selection_prompt_names_the_lines_and_adds_context() -> None:
     assert "29| x29" not in user.content and "73| x73" not in user.content
 
 
-@pytest.mark.parametrize("text", [
-    reply(item(3, "off by one")),
-    "Sure! Here are my findings:\n```json\n" + reply(item(3, "off by one")) + "\n```\nHope it helps.",
-    json.dumps([item(3, "off by one")]),
-    "I found this: " + reply(item(3, "off by one")) + " and nothing else.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        reply(item(3, "off by one")),
+        "Sure! Here are my findings:\n```json\n" + reply(item(3, "off by one")) + "\n```\nHope it helps.",
+        json.dumps([item(3, "off by one")]),
+        "I found this: " + reply(item(3, "off by one")) + " and nothing else.",
+    ],
+)
 def test_parsing_is_lenient_about_the_wrapping(text: str) -> None:
     (found,) = parse_findings(text, "m", line_count=5)
     assert (found.start_line, found.end_line, found.message) == (3, 3, "off by one")
 
 
 def test_parsing_normalises_and_drops_bad_entries() -> None:
-    text = json.dumps({"findings": [
-        {"line": "4", "severity": "CRITICAL", "category": "Security", "message": "  injection\n here "},
-        {"start_line": 9, "end_line": 2, "severity": "nit", "category": "weird", "message": "backwards"},
-        {"start_line": 1, "message": ""},
-        {"message": "no line"},
-        "not an object",
-        {"start_line": True, "message": "a boolean is not a line"},
-        {"start_line": 2, "message": "fenced fix", "replacement": "```python\n    total = 0.0\n```"},
-    ]})
+    text = json.dumps(
+        {
+            "findings": [
+                {"line": "4", "severity": "CRITICAL", "category": "Security", "message": "  injection\n here "},
+                {"start_line": 9, "end_line": 2, "severity": "nit", "category": "weird", "message": "backwards"},
+                {"start_line": 1, "message": ""},
+                {"message": "no line"},
+                "not an object",
+                {"start_line": True, "message": "a boolean is not a line"},
+                {"start_line": 2, "message": "fenced fix", "replacement": "```python\n    total = 0.0\n```"},
+            ]
+        }
+    )
     found = parse_findings(text, "m", line_count=5)
     assert [(x.start_line, x.end_line, x.severity, x.category, x.message) for x in found] == [
         (4, 4, "error", "security", "injection here"),
@@ -113,12 +132,17 @@ def test_selection_drops_findings_outside_it() -> None:
 
 
 def test_same_location_and_problem_merge_and_record_the_models() -> None:
-    merged = merge_findings({
-        "a": [f("a", 3, "Off-by-one: the loop reads past the end of the list", "error", replacement=FIXED)],
-        "b": [f("b", 3, "Loop bound is one too many, IndexError at the end", "error", replacement=FIXED)],
-        "c": [f("c", 4, "off by one: values[i] reads past the end", "warning"),  # one line off: same problem
-              f("c", 5, "Division by zero for an empty list", "warning", category="error-handling")],
-    }, original_lines=CODE.split("\n"))
+    merged = merge_findings(
+        {
+            "a": [f("a", 3, "Off-by-one: the loop reads past the end of the list", "error", replacement=FIXED)],
+            "b": [f("b", 3, "Loop bound is one too many, IndexError at the end", "error", replacement=FIXED)],
+            "c": [
+                f("c", 4, "off by one: values[i] reads past the end", "warning"),  # one line off: same problem
+                f("c", 5, "Division by zero for an empty list", "warning", category="error-handling"),
+            ],
+        },
+        original_lines=CODE.split("\n"),
+    )
     top, lone = merged
     assert top.models == ("a", "b", "c") and top.agreement == "3 of 3 models"
     assert (top.start_line, top.end_line) == (3, 3) and top.severity == "error"
@@ -128,11 +152,15 @@ def test_same_location_and_problem_merge_and_record_the_models() -> None:
 
 
 def test_different_problems_on_the_same_line_stay_apart() -> None:
-    merged = merge_findings({
-        "a": [f("a", 3, "SQL injection through string formatting", category="security"),
-              f("a", 3, "Connection is never closed", category="bug")],
-        "b": [f("b", 3, "User input is formatted into the SQL query (injection)", category="security")],
-    })
+    merged = merge_findings(
+        {
+            "a": [
+                f("a", 3, "SQL injection through string formatting", category="security"),
+                f("a", 3, "Connection is never closed", category="bug"),
+            ],
+            "b": [f("b", 3, "User input is formatted into the SQL query (injection)", category="security")],
+        }
+    )
     assert sorted(m.models for m in merged) == [("a",), ("a", "b")]
 
 
@@ -142,31 +170,38 @@ def test_one_model_never_counts_twice() -> None:
     assert all(m.responders == 2 for m in merged)
 
 
-@pytest.mark.parametrize(("reported", "agree", "responders", "expected"), [
-    (["error", "error", "error"], 3, 3, "error"),
-    (["warning", "info"], 2, 3, "warning"),  # two of three is a majority: the strongest stands
-    (["error", "error"], 2, 5, "warning"),  # a minority of two drops a level
-    (["info", "info"], 2, 5, "info"),
-    (["warning"], 1, 3, "hint"),  # one model alone: a hint ...
-    (["error"], 1, 3, "warning"),  # ... unless it is severe
-    (["error"], 1, 1, "error"),  # a pool of one keeps what it said
-])
+@pytest.mark.parametrize(
+    ("reported", "agree", "responders", "expected"),
+    [
+        (["error", "error", "error"], 3, 3, "error"),
+        (["warning", "info"], 2, 3, "warning"),  # two of three is a majority: the strongest stands
+        (["error", "error"], 2, 5, "warning"),  # a minority of two drops a level
+        (["info", "info"], 2, 5, "info"),
+        (["warning"], 1, 3, "hint"),  # one model alone: a hint ...
+        (["error"], 1, 3, "warning"),  # ... unless it is severe
+        (["error"], 1, 1, "error"),  # a pool of one keeps what it said
+    ],
+)
 def test_agreement_drives_severity(reported: list[str], agree: int, responders: int, expected: str) -> None:
     assert agreed_severity(reported, agree, responders) == expected
 
 
 def test_order_is_agreement_then_severity_then_line() -> None:
-    merged = merge_findings({
-        "a": [f("a", 9, "late bug", "error"), f("a", 2, "style", "hint", category="style"),
-              f("a", 5, "shared warning", "warning")],
-        "b": [f("b", 5, "shared warning", "warning")],
-    })
+    merged = merge_findings(
+        {
+            "a": [
+                f("a", 9, "late bug", "error"),
+                f("a", 2, "style", "hint", category="style"),
+                f("a", 5, "shared warning", "warning"),
+            ],
+            "b": [f("b", 5, "shared warning", "warning")],
+        }
+    )
     assert [(m.start_line, len(m.models)) for m in merged] == [(5, 2), (9, 1), (2, 1)]
 
 
 def test_a_fix_identical_to_the_code_is_no_fix() -> None:
-    merged = merge_findings({"a": [f("a", 2, "hmm", replacement="    total = 0")]},
-                            original_lines=CODE.split("\n"))
+    merged = merge_findings({"a": [f("a", 2, "hmm", replacement="    total = 0")]}, original_lines=CODE.split("\n"))
     assert merged[0].fix is None
 
 
@@ -181,14 +216,17 @@ def scripted_fusion(replies: dict[str, list[str | Exception]]) -> tuple[Fusion, 
 
 
 async def test_review_runs_the_pool_and_merges() -> None:
-    fusion, backend = scripted_fusion({
-        "a": [reply(item(3, "off by one in the loop bound", replacement=FIXED))],
-        "b": [reply(item(3, "loop goes one past the end (off by one)", replacement=FIXED))],
-        "c": [UpstreamError("boom", model="c")],
-    })
+    fusion, backend = scripted_fusion(
+        {
+            "a": [reply(item(3, "off by one in the loop bound", replacement=FIXED))],
+            "b": [reply(item(3, "loop goes one past the end (off by one)", replacement=FIXED))],
+            "c": [UpstreamError("boom", model="c")],
+        }
+    )
     events: list[Event] = []
-    outcome = await review(fusion, ReviewTarget(CODE), ReviewSettings(pool=("scripted:a", "scripted:b",
-                                                                            "scripted:c")), emit=events.append)
+    outcome = await review(
+        fusion, ReviewTarget(CODE), ReviewSettings(pool=("scripted:a", "scripted:b", "scripted:c")), emit=events.append
+    )
 
     (top,) = outcome.findings
     assert top.models == ("scripted:a", "scripted:b") and top.agreement == "2 of 2 models"
@@ -202,9 +240,16 @@ async def test_remote_models_get_redacted_code_and_fixes_get_the_secret_back() -
     code = f'API_KEY = "{SECRET}"\nresp = requests.get(url, headers={{"key": API_KEY}}, verify=False)\n'
     fix = 'resp = requests.get(url, headers={"key": API_KEY}, timeout=10)'
     keep_key = 'API_KEY = "REDACTED_SECRET_1"  # TODO: load from env'
-    fusion, backend = scripted_fusion({"a": [reply(
-        item(2, "TLS verification disabled", category="security", replacement=fix),
-        item(1, "hard-coded key", category="security", replacement=keep_key))]})
+    fusion, backend = scripted_fusion(
+        {
+            "a": [
+                reply(
+                    item(2, "TLS verification disabled", category="security", replacement=fix),
+                    item(1, "hard-coded key", category="security", replacement=keep_key),
+                )
+            ]
+        }
+    )
     events: list[Event] = []
 
     outcome = await review(fusion, ReviewTarget(code), ReviewSettings(pool=("scripted:a",)), emit=events.append)
@@ -252,8 +297,9 @@ async def test_explain_asks_the_judge_with_redacted_context() -> None:
     assert SECRET not in sent and "2| for i in range(len(xs) + 1):" in sent and "a (warning, bug): off by one" in sent
 
 
-async def test_models_that_support_structured_output_get_the_findings_schema(server: TestServer,
-                                                                            remote_env: dict[str, str]) -> None:
+async def test_models_that_support_structured_output_get_the_findings_schema(
+    server: TestServer, remote_env: dict[str, str]
+) -> None:
     server.script("script/plain", replies=[reply(item(3, "off by one"))])
     fusion = Fusion(env=remote_env)
     try:

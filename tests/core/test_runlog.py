@@ -17,8 +17,9 @@ from tests.conftest import TEST_KEY
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fusion_core", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fusion_core", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_log_path_follows_the_environment(tmp_path: Path) -> None:
@@ -27,8 +28,9 @@ def test_log_path_follows_the_environment(tmp_path: Path) -> None:
     assert default_log_path({"XDG_DATA_HOME": str(tmp_path)}) == tmp_path / "fusion" / "runs.db"
 
 
-def test_cli_runs_are_logged_with_per_model_costs(server: TestServer, remote_env: dict[str, str],
-                                                  tmp_path: Path) -> None:
+def test_cli_runs_are_logged_with_per_model_costs(
+    server: TestServer, remote_env: dict[str, str], tmp_path: Path
+) -> None:
     env = dict(remote_env, FUSION_LOG_DB=str(tmp_path / "runs.db"))
     results = []
     for prompt in ("first question", "second question"):
@@ -57,8 +59,9 @@ def test_cli_runs_are_logged_with_per_model_costs(server: TestServer, remote_env
         assert TEST_KEY not in output
 
 
-def test_a_broken_log_costs_a_warning_not_the_answer(server: TestServer, remote_env: dict[str, str],
-                                                     tmp_path: Path) -> None:
+def test_a_broken_log_costs_a_warning_not_the_answer(
+    server: TestServer, remote_env: dict[str, str], tmp_path: Path
+) -> None:
     broken = tmp_path / "runs.db"
     broken.write_bytes(b"this is not a database" * 100)
     env = dict(remote_env, FUSION_LOG_DB=str(broken))

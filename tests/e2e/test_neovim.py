@@ -20,7 +20,7 @@ from fusion_core.testing.server import TestServer
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "neovim" / "init.lua"
 HARNESS = Path(__file__).resolve().parent / "nvim_review.lua"
-BUGGY = '''def average(values):
+BUGGY = """def average(values):
     total = 0
     for i in range(len(values) + 1):
         total += values[i]
@@ -28,7 +28,7 @@ BUGGY = '''def average(values):
 
 
 print(average([1, 2, 3]))
-'''
+"""
 FIXED = BUGGY.replace("range(len(values) + 1)", "range(len(values))")
 
 
@@ -36,28 +36,48 @@ def nvim() -> str:
     path = shutil.which("nvim")
     if path is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("nvim is not installed; under CI=true the real-editor test must run "
-                        "(apt-get install -y neovim)")
+            pytest.fail(
+                "nvim is not installed; under CI=true the real-editor test must run (apt-get install -y neovim)"
+            )
         pytest.skip("nvim is not installed (apt-get install -y neovim)")
     return path
 
 
 def script_reviewers(server: TestServer) -> None:
-    messages = ["Off-by-one: range(len(values) + 1) reads past the end of the list",
-                "The loop runs one index too far and raises IndexError",
-                "Off by one in the loop bound"]
+    messages = [
+        "Off-by-one: range(len(values) + 1) reads past the end of the list",
+        "The loop runs one index too far and raises IndexError",
+        "Off by one in the loop bound",
+    ]
     for name, message in zip(("a", "b", "c"), messages, strict=True):
-        findings = [{"start_line": 3, "end_line": 3, "severity": "error", "category": "bug", "message": message,
-                     "replacement": "    for i in range(len(values)):"}]
+        findings = [
+            {
+                "start_line": 3,
+                "end_line": 3,
+                "severity": "error",
+                "category": "bug",
+                "message": message,
+                "replacement": "    for i in range(len(values)):",
+            }
+        ]
         if name == "c":
-            findings.append({"start_line": 5, "end_line": 5, "severity": "warning", "category": "bug",
-                             "message": "Division by zero when values is empty", "replacement": None})
+            findings.append(
+                {
+                    "start_line": 5,
+                    "end_line": 5,
+                    "severity": "warning",
+                    "category": "bug",
+                    "message": "Division by zero when values is empty",
+                    "replacement": None,
+                }
+            )
         server.script(f"script/nvim-{name}", replies=[json.dumps({"findings": findings})])
 
 
 @pytest.mark.e2e
-def test_neovim_reviews_and_applies_the_quick_fix(server: TestServer, remote_env: dict[str, str],
-                                                  tmp_path: Path) -> None:
+def test_neovim_reviews_and_applies_the_quick_fix(
+    server: TestServer, remote_env: dict[str, str], tmp_path: Path
+) -> None:
     binary = nvim()
     script_reviewers(server)
     source = tmp_path / "project" / "stats.py"
@@ -80,8 +100,14 @@ def test_neovim_reviews_and_applies_the_quick_fix(server: TestServer, remote_env
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
 
-    run = subprocess.run([binary, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {HARNESS}"],
-                         env=env, cwd=source.parent, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [binary, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {HARNESS}"],
+        env=env,
+        cwd=source.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert out.exists(), f"nvim wrote no result (exit {run.returncode}):\n{run.stdout}\n{run.stderr}"
     result = json.loads(out.read_text())

@@ -28,13 +28,15 @@ def npm() -> str:
 @pytest.mark.e2e
 def test_vscode_extension_compiles() -> None:
     binary = npm()
-    install = subprocess.run([binary, "install", "--no-audit", "--no-fund"], cwd=EXTENSION,
-                             capture_output=True, text=True, timeout=600)
+    install = subprocess.run(
+        [binary, "install", "--no-audit", "--no-fund"], cwd=EXTENSION, capture_output=True, text=True, timeout=600
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     compiled = EXTENSION / "out" / "extension.js"
     compiled.unlink(missing_ok=True)
-    tsc = subprocess.run([binary, "exec", "--", "tsc", "-p", "."], cwd=EXTENSION, capture_output=True, text=True,
-                         timeout=300)
+    tsc = subprocess.run(
+        [binary, "exec", "--", "tsc", "-p", "."], cwd=EXTENSION, capture_output=True, text=True, timeout=300
+    )
     assert tsc.returncode == 0, tsc.stdout + tsc.stderr
     assert compiled.is_file()
     assert 'require("vscode-languageclient/node")' in compiled.read_text()

@@ -32,9 +32,14 @@ async def start_lsp(lsp_env: dict[str, str], tmp_path: Path) -> AsyncIterator[St
     """``await start_lsp(editor, options)`` → an initialized client talking to a fresh server."""
     clients: list[LanguageClient] = []
 
-    async def start(editor: str = "visual_studio_code", options: dict[str, Any] | None = None, *,
-                    inline: bool = False, root: Path | None = None,
-                    env: dict[str, str] | None = None) -> LanguageClient:
+    async def start(
+        editor: str = "visual_studio_code",
+        options: dict[str, Any] | None = None,
+        *,
+        inline: bool = False,
+        root: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> LanguageClient:
         config = ClientServerConfig(server_command=SERVER_COMMAND, server_env=env or lsp_env)
         client = await config.start()
         assert isinstance(client, LanguageClient)
@@ -47,12 +52,14 @@ async def start_lsp(lsp_env: dict[str, str], tmp_path: Path) -> AsyncIterator[St
             return types.ApplyWorkspaceEditResult(applied=True)
 
         workspace = root or tmp_path
-        client.initialize_result = await client.initialize_session(types.InitializeParams(  # type: ignore[attr-defined]
-            capabilities=capabilities(editor, inline=inline),
-            initialization_options=BASE_OPTIONS if options is None else options,
-            root_uri=workspace.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
-        ))
+        client.initialize_result = await client.initialize_session(
+            types.InitializeParams(  # type: ignore[attr-defined]
+                capabilities=capabilities(editor, inline=inline),
+                initialization_options=BASE_OPTIONS if options is None else options,
+                root_uri=workspace.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
+            )
+        )
         return client
 
     yield start

@@ -27,7 +27,7 @@ BASE_OPTIONS: dict[str, Any] = {
     "debounceS": 0.0,
 }
 
-BUGGY = '''def average(values):
+BUGGY = """def average(values):
     total = 0
     for i in range(len(values) + 1):
         total += values[i]
@@ -36,14 +36,27 @@ BUGGY = '''def average(values):
 
 def main():
     print(average([1, 2, 3]))
-'''
+"""
 FIXED_LINE = "    for i in range(len(values)):"
 
 
-def finding(line: int, message: str, *, severity: str = "error", category: str = "bug",
-            replacement: str | None = None, end: int | None = None) -> dict[str, Any]:
-    return {"start_line": line, "end_line": end or line, "severity": severity, "category": category,
-            "message": message, "replacement": replacement}
+def finding(
+    line: int,
+    message: str,
+    *,
+    severity: str = "error",
+    category: str = "bug",
+    replacement: str | None = None,
+    end: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "start_line": line,
+        "end_line": end or line,
+        "severity": severity,
+        "category": category,
+        "message": message,
+        "replacement": replacement,
+    }
 
 
 def findings_reply(*items: dict[str, Any]) -> str:
@@ -79,17 +92,22 @@ def capabilities(editor: str, *, inline: bool = False) -> types.ClientCapabiliti
     return caps
 
 
-def open_doc(client: LanguageClient, tmp_path: Path, text: str = BUGGY, name: str = "stats.py",
-             language: str = "python") -> str:
+def open_doc(
+    client: LanguageClient, tmp_path: Path, text: str = BUGGY, name: str = "stats.py", language: str = "python"
+) -> str:
     uri = (tmp_path / name).as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+        )
+    )
     return uri
 
 
 async def review(client: LanguageClient, uri: str, *args: Any) -> Any:
     return await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="fusion.review", arguments=[uri, *args]))
+        types.ExecuteCommandParams(command="fusion.review", arguments=[uri, *args])
+    )
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -116,23 +134,29 @@ def all_text_seen(client: LanguageClient) -> str:
     return "\n".join(parts)
 
 
-async def code_actions(client: LanguageClient, uri: str, rng: types.Range,
-                       diagnostics: list[types.Diagnostic]) -> list[types.CodeAction | types.Command]:
-    result = await client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), range=rng,
-        context=types.CodeActionContext(diagnostics=diagnostics)))
+async def code_actions(
+    client: LanguageClient, uri: str, rng: types.Range, diagnostics: list[types.Diagnostic]
+) -> list[types.CodeAction | types.Command]:
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=rng,
+            context=types.CodeActionContext(diagnostics=diagnostics),
+        )
+    )
     return list(result or [])
 
 
 def _offset(lines: list[str], position: types.Position) -> int:
-    return sum(len(line) for line in lines[:position.line]) + position.character
+    return sum(len(line) for line in lines[: position.line]) + position.character
 
 
 def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
     """Apply TextEdits (ASCII text, so any position encoding works) the way an editor does."""
     lines = text.splitlines(keepends=True) + [""]
-    spans = sorted(((_offset(lines, e.range.start), _offset(lines, e.range.end), e.new_text) for e in edits),
-                   reverse=True)
+    spans = sorted(
+        ((_offset(lines, e.range.start), _offset(lines, e.range.end), e.new_text) for e in edits), reverse=True
+    )
     for start, end, new in spans:
         text = text[:start] + new + text[end:]
     return text

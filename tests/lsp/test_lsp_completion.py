@@ -22,13 +22,16 @@ def completion_params(uri: str, position: types.Position = CURSOR) -> types.Comp
 
 def inline_params(uri: str, position: types.Position = CURSOR) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+    )
 
 
 @pytest.mark.parametrize("editor", EDITORS)
-async def test_completion_ranks_candidates_by_agreement(start_lsp, server: TestServer, tmp_path: Path,
-                                                        editor: str) -> None:
+async def test_completion_ranks_candidates_by_agreement(
+    start_lsp, server: TestServer, tmp_path: Path, editor: str
+) -> None:
     script_completion(server)
     client = await start_lsp(editor)
     uri = open_doc(client, tmp_path, CODE, "add.py")
@@ -60,8 +63,7 @@ async def test_completion_extends_the_word_being_typed(start_lsp, server: TestSe
     assert apply_text_edits(text, [item.text_edit]) == "def add(a, b):\n    return a + b\n"
 
 
-async def test_inline_completion_when_the_client_advertises_it(start_lsp, server: TestServer,
-                                                               tmp_path: Path) -> None:
+async def test_inline_completion_when_the_client_advertises_it(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_completion(server)
     client = await start_lsp("visual_studio_code", inline=True)
     assert client.initialize_result.capabilities.inline_completion_provider is not None
@@ -108,8 +110,7 @@ async def test_quorum_stops_waiting_for_stragglers(start_lsp, server: TestServer
     assert [i.label for i in result.items] == ["a + b"]
 
 
-async def test_cancel_request_closes_the_upstream_connections(start_lsp, server: TestServer,
-                                                              tmp_path: Path) -> None:
+async def test_cancel_request_closes_the_upstream_connections(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_completion(server, latency_s=20)
     client = await start_lsp("visual_studio_code", {**BASE_OPTIONS, "completionDeadlineS": 30.0})
     uri = open_doc(client, tmp_path, CODE, "add.py")
@@ -119,8 +120,9 @@ async def test_cancel_request_closes_the_upstream_connections(start_lsp, server:
     cancelled_at = time.time()
     client.cancel_request(types.CancelParams(id="cmp-1"))
 
-    log = await wait_for(lambda: (entries := server.log()) and all(e["disconnected"] for e in entries) and entries,
-                         timeout=5)
+    log = await wait_for(
+        lambda: (entries := server.log()) and all(e["disconnected"] for e in entries) and entries, timeout=5
+    )
     assert max(e["t_disconnect"] for e in log) - cancelled_at < 1.0
     with pytest.raises(Exception, match="cancel"):
         await asyncio.wait_for(asyncio.wrap_future(future), 5)
@@ -128,17 +130,25 @@ async def test_cancel_request_closes_the_upstream_connections(start_lsp, server:
 
 async def test_a_newer_request_supersedes_the_older_one(start_lsp, server: TestServer, tmp_path: Path) -> None:
     server.script("script/typer", default="never sent", latency_s=20)
-    client = await start_lsp("visual_studio_code", {**BASE_OPTIONS, "completionDeadlineS": 30.0,
-                                                    "completionPool": ["script/typer"]})
+    client = await start_lsp(
+        "visual_studio_code", {**BASE_OPTIONS, "completionDeadlineS": 30.0, "completionPool": ["script/typer"]}
+    )
     uri = open_doc(client, tmp_path, CODE, "add.py")
     first = asyncio.ensure_future(client.text_document_completion_async(completion_params(uri)))
     await wait_for(lambda: len(server.log()) == 1)
     # The user typed on; the editor asks again for the new text.
     change = types.TextDocumentContentChangePartial(range=types.Range(start=CURSOR, end=CURSOR), text="x")
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[change]))
-    server.script("script/typer", rules=[{"if_contains": "return x<|cursor|>", "reply": " + 1"}],
-                  default="wrong prompt", latency_s=0.1)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[change]
+        )
+    )
+    server.script(
+        "script/typer",
+        rules=[{"if_contains": "return x<|cursor|>", "reply": " + 1"}],
+        default="wrong prompt",
+        latency_s=0.1,
+    )
 
     second = await client.text_document_completion_async(completion_params(uri, types.Position(line=1, character=12)))
 
@@ -156,9 +166,13 @@ async def test_a_result_for_an_old_version_is_never_sent(start_lsp, server: Test
     await wait_for(lambda: len(server.log()) == 3)
     change = types.TextDocumentContentChangePartial(
         range=types.Range(start=types.Position(line=4, character=0), end=types.Position(line=4, character=0)),
-        text="# later\n")
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[change]))
+        text="# later\n",
+    )
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[change]
+        )
+    )
 
     result = await pending
 
@@ -170,8 +184,7 @@ async def test_debounce_drops_a_burst_before_any_backend_call(start_lsp, server:
     client = await start_lsp("visual_studio_code", {**BASE_OPTIONS, "debounceS": 0.2})
     uri = open_doc(client, tmp_path, CODE, "add.py")
 
-    results = await asyncio.gather(*[client.text_document_completion_async(completion_params(uri))
-                                     for _ in range(5)])
+    results = await asyncio.gather(*[client.text_document_completion_async(completion_params(uri)) for _ in range(5)])
 
     assert [len(r.items) for r in results] == [0, 0, 0, 0, 2]
     assert len(server.log()) == 3  # one round for the last request only
@@ -194,14 +207,18 @@ async def test_secrets_are_redacted_before_a_remote_completion(start_lsp, server
 
 @pytest.mark.local
 async def test_completion_with_the_embedded_local_model(start_lsp, tmp_path: Path) -> None:
-    options = {"completionPool": ["local/gemma-3-270m"], "reviewPool": ["local/gemma-3-270m"],
-               "completionDeadlineS": 20.0, "completionMaxTokens": 24, "debounceS": 0.0}
+    options = {
+        "completionPool": ["local/gemma-3-270m"],
+        "reviewPool": ["local/gemma-3-270m"],
+        "completionDeadlineS": 20.0,
+        "completionMaxTokens": 24,
+        "debounceS": 0.0,
+    }
     client = await start_lsp("neovim@v0.7.0", options)
     text = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
     uri = open_doc(client, tmp_path, text, "fib.py")
     # The first request also loads the model (preloaded in the background after initialize).
-    result = await client.text_document_completion_async(
-        completion_params(uri, types.Position(line=3, character=11)))
+    result = await client.text_document_completion_async(completion_params(uri, types.Position(line=3, character=11)))
 
     assert result.items, "the local model suggested nothing"
     assert result.items[0].detail == "Fusion · 1 of 1 models"

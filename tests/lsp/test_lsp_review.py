@@ -27,8 +27,9 @@ from fusion_core.testing.server import TestServer
 
 
 @pytest.mark.parametrize("editor", EDITORS)
-async def test_review_publishes_fused_diagnostics_with_agreement(start_lsp, server: TestServer, tmp_path: Path,
-                                                                 editor: str) -> None:
+async def test_review_publishes_fused_diagnostics_with_agreement(
+    start_lsp, server: TestServer, tmp_path: Path, editor: str
+) -> None:
     script_review(server)
     client = await start_lsp(editor)
     uri = open_doc(client, tmp_path)
@@ -92,7 +93,8 @@ async def test_apply_fix_command_and_review_selection(start_lsp, server: TestSer
     prompt = server.log()[0]["messages"][-1]["content"]
     assert "Review only lines 1-3" in prompt
     applied = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="fusion.applyFix", arguments=[uri, diags[0].data["id"]]))
+        types.ExecuteCommandParams(command="fusion.applyFix", arguments=[uri, diags[0].data["id"]])
+    )
     assert applied == {"applied": True}
     edit = client.applied_edits[0].edit
     assert apply_edit(BUGGY, edit, uri) == BUGGY.replace("    for i in range(len(values) + 1):", FIXED_LINE)
@@ -107,7 +109,8 @@ async def test_explain_finding_shows_the_judges_rationale(start_lsp, server: Tes
     diags = await wait_for(lambda: fusion_diagnostics(client, uri))
 
     result = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, diags[0].data["id"]]))
+        types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, diags[0].data["id"]])
+    )
 
     assert "Real bug: the loop reads values[len(values)]" in result["explanation"]
     assert result["agreement"] == [3, 3]
@@ -117,12 +120,14 @@ async def test_explain_finding_shows_the_judges_rationale(start_lsp, server: Tes
     assert "Off-by-one" in judge_prompt and "for i in range(len(values) + 1)" in judge_prompt
     # Asked again: answered from the cache, no second judge call.
     await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, diags[0].data["id"]]))
+        types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, diags[0].data["id"]])
+    )
     assert len([e for e in server.log() if e["model"] == "script/judge"]) == 1
 
 
-async def test_diagnostics_shift_with_edits_and_clear_on_edited_lines(start_lsp, server: TestServer,
-                                                                      tmp_path: Path) -> None:
+async def test_diagnostics_shift_with_edits_and_clear_on_edited_lines(
+    start_lsp, server: TestServer, tmp_path: Path
+) -> None:
     script_review(server)
     client = await start_lsp("visual_studio_code")
     uri = open_doc(client, tmp_path)
@@ -132,26 +137,35 @@ async def test_diagnostics_shift_with_edits_and_clear_on_edited_lines(start_lsp,
     # Two lines inserted above everything: both findings move down by two.
     insert = types.TextDocumentContentChangePartial(
         range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)),
-        text="import math\n\n")
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[insert]))
+        text="import math\n\n",
+    )
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[insert]
+        )
+    )
     await wait_for(lambda: sorted(d.range.start.line for d in fusion_diagnostics(client, uri)) == [4, 6])
 
     # Editing the line of the off-by-one clears that finding only.
     edit = types.TextDocumentContentChangePartial(
-        range=types.Range(start=types.Position(line=4, character=27), end=types.Position(line=4, character=31)),
-        text="")
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3), content_changes=[edit]))
+        range=types.Range(start=types.Position(line=4, character=27), end=types.Position(line=4, character=31)), text=""
+    )
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3), content_changes=[edit]
+        )
+    )
     await wait_for(lambda: [d.range.start.line for d in fusion_diagnostics(client, uri)] == [6])
     # Its quick fix is gone too: a stale finding never offers an edit.
-    actions = await code_actions(client, uri, types.Range(start=types.Position(line=4, character=0),
-                                                          end=types.Position(line=4, character=0)), [])
+    actions = await code_actions(
+        client, uri, types.Range(start=types.Position(line=4, character=0), end=types.Position(line=4, character=0)), []
+    )
     assert not [a for a in actions if getattr(a, "kind", None) == types.CodeActionKind.QuickFix]
 
 
-async def test_results_of_an_old_version_are_mapped_to_the_new_text(start_lsp, server: TestServer,
-                                                                    tmp_path: Path) -> None:
+async def test_results_of_an_old_version_are_mapped_to_the_new_text(
+    start_lsp, server: TestServer, tmp_path: Path
+) -> None:
     script_review(server, latency_s=0.5)
     client = await start_lsp("visual_studio_code")
     uri = open_doc(client, tmp_path)
@@ -159,9 +173,13 @@ async def test_results_of_an_old_version_are_mapped_to_the_new_text(start_lsp, s
     await wait_for(lambda: len(server.log()) == 3)
     insert = types.TextDocumentContentChangePartial(
         range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)),
-        text="# header\n")
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[insert]))
+        text="# header\n",
+    )
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2), content_changes=[insert]
+        )
+    )
     await pending
     diags = await wait_for(lambda: fusion_diagnostics(client, uri))
     assert sorted(d.range.start.line for d in diags) == [3, 5]
@@ -175,7 +193,7 @@ async def test_progress_reports_each_models_state(start_lsp, server: TestServer,
 
     await review(client, uri)
 
-    (token, reports), = client.progress_reports.items()
+    ((token, reports),) = client.progress_reports.items()
     begin, *middle, end = reports
     assert isinstance(begin, types.WorkDoneProgressBegin) and begin.cancellable
     assert begin.message == "script/rev-a: waiting, mock/down-502: waiting"
@@ -186,8 +204,9 @@ async def test_progress_reports_each_models_state(start_lsp, server: TestServer,
     assert len(warning) == 1 and "502" in warning[0].message
 
 
-async def test_cancelling_progress_in_the_editor_stops_the_review(start_lsp, server: TestServer,
-                                                                  tmp_path: Path) -> None:
+async def test_cancelling_progress_in_the_editor_stops_the_review(
+    start_lsp, server: TestServer, tmp_path: Path
+) -> None:
     script_review(server, latency_s=30)
     client = await start_lsp("visual_studio_code")
     uri = open_doc(client, tmp_path)
@@ -204,14 +223,15 @@ async def test_cancelling_progress_in_the_editor_stops_the_review(start_lsp, ser
     assert fusion_diagnostics(client, uri) == []
 
 
-async def test_cancel_request_closes_every_upstream_connection(start_lsp, server: TestServer,
-                                                               tmp_path: Path) -> None:
+async def test_cancel_request_closes_every_upstream_connection(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_review(server, latency_s=30)
     client = await start_lsp("emacs")
     uri = open_doc(client, tmp_path)
     future = client.protocol.send_request(
-        types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(command="fusion.review", arguments=[uri]),
-        msg_id="review-1")
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(command="fusion.review", arguments=[uri]),
+        msg_id="review-1",
+    )
     await wait_for(lambda: len(server.log()) == 3)
 
     client.cancel_request(types.CancelParams(id="review-1"))
@@ -228,8 +248,9 @@ async def test_a_failed_review_keeps_the_earlier_findings(start_lsp, server: Tes
     uri = open_doc(client, tmp_path)
     await review(client, uri)
     await wait_for(lambda: len(fusion_diagnostics(client, uri)) == 2)
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-        settings={"fusion": {"reviewPool": ["mock/auth-401"]}}))
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fusion": {"reviewPool": ["mock/auth-401"]}})
+    )
 
     result = await review(client, uri)
 

@@ -47,21 +47,29 @@ async def test_unknown_document(start_lsp, server: TestServer, tmp_path: Path, e
 
     result = await client.text_document_completion_async(completion(uri))
     assert not result.items
-    inline = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), position=HERE,
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+    inline = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=HERE,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
+    )
     assert inline is None
     assert await code_actions(client, uri, types.Range(start=HERE, end=HERE), []) == []
     with pytest.raises(JsonRpcException, match="not open"):
         await review(client, uri)
     with pytest.raises(JsonRpcException, match="finding is gone"):
         await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, "nope"]))
+            types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, "nope"])
+        )
     with pytest.raises(JsonRpcException, match="document URI"):
         await client.workspace_execute_command_async(types.ExecuteCommandParams(command="fusion.review"))
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=5),
-        content_changes=[types.TextDocumentContentChangeWholeDocument(text="y = 2\n")]))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=5),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text="y = 2\n")],
+        )
+    )
     client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
     await alive(client)
     assert server.log() == [] and client.messages == []
@@ -76,8 +84,7 @@ async def test_out_of_range_positions(start_lsp, server: TestServer, tmp_path: P
     assert not (await client.text_document_completion_async(completion(uri, far))).items
     wide = types.Position(line=0, character=10_000)  # past the end of a line: the end of that line
     assert (await client.text_document_completion_async(completion(uri, wide))).items
-    actions = await code_actions(client, uri, types.Range(start=far, end=types.Position(line=20_000, character=0)),
-                                 [])
+    actions = await code_actions(client, uri, types.Range(start=far, end=types.Position(line=20_000, character=0)), [])
     assert [a.title for a in actions] == ["Fusion: review file", "Fusion: review selection"]
     with pytest.raises(JsonRpcException, match="range"):
         await review(client, uri, {"start": {"line": 5}, "end": "nowhere"})
@@ -130,12 +137,24 @@ async def test_invalid_utf8_from_a_file_and_on_the_wire(start_lsp, server: TestS
     assert "caf?" in server.log()[0]["messages"][-1]["content"]
 
     # Raw bytes that are not UTF-8 inside a message body: repaired, not fatal.
-    body = json.dumps({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-        "uri": (tmp_path / "raw.py").as_uri(), "languageId": "python", "version": 1, "text": "RAW"}}}).encode()
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "method": "textDocument/didOpen",
+            "params": {
+                "textDocument": {
+                    "uri": (tmp_path / "raw.py").as_uri(),
+                    "languageId": "python",
+                    "version": 1,
+                    "text": "RAW",
+                }
+            },
+        }
+    ).encode()
     body = body.replace(b"RAW", b"x = '\xff\xfe'\\ndef add(a, b):\\n    return ")
     client.protocol.writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     raw_uri = (tmp_path / "raw.py").as_uri()
-    items = (await client.text_document_completion_async(completion(raw_uri, types.Position(line=2, character=11))))
+    items = await client.text_document_completion_async(completion(raw_uri, types.Position(line=2, character=11)))
     assert [i.label for i in items.items] == ["a + b", "a - b"]
     await alive(client)
 
@@ -153,9 +172,14 @@ async def test_a_storm_of_200_changes(start_lsp, server: TestServer, tmp_path: P
         # Typing at the top of the file; every tenth keystroke is Enter at the start of the line.
         text, column = ("\n", 0) if i % 10 == 9 else ("x", i % 10)
         pos = types.Position(line=0, character=column)
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=text)]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=text)
+                ],
+            )
+        )
 
     await alive(client)
     # Twenty new lines above both findings: they moved down by twenty.
@@ -168,9 +192,16 @@ async def test_a_storm_of_200_changes(start_lsp, server: TestServer, tmp_path: P
 
 
 async def test_a_hanging_backend(start_lsp, server: TestServer, tmp_path: Path) -> None:
-    client = await start_lsp("visual_studio_code", {**BASE_OPTIONS, "reviewPool": ["mock/hang"],
-                                                    "reviewTimeoutS": 1.0, "completionPool": ["mock/hang"],
-                                                    "completionDeadlineS": 0.5})
+    client = await start_lsp(
+        "visual_studio_code",
+        {
+            **BASE_OPTIONS,
+            "reviewPool": ["mock/hang"],
+            "reviewTimeoutS": 1.0,
+            "completionPool": ["mock/hang"],
+            "completionDeadlineS": 0.5,
+        },
+    )
     uri = open_doc(client, tmp_path)
 
     result = await asyncio.wait_for(review(client, uri), 10)
@@ -184,11 +215,13 @@ async def test_a_hanging_backend(start_lsp, server: TestServer, tmp_path: Path) 
 
 
 async def test_failing_backends_give_one_clear_line_and_never_the_key(
-        start_lsp, server: TestServer, tmp_path: Path, lsp_env: dict[str, str],
-        capfd: pytest.CaptureFixture[str]) -> None:
+    start_lsp, server: TestServer, tmp_path: Path, lsp_env: dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
     key = lsp_env["OPENROUTER_API_KEY"]
-    client = await start_lsp("neovim@v0.7.0", {**BASE_OPTIONS, "reviewPool": ["mock/down-502", "mock/auth-401"],
-                                               "completionPool": ["mock/no-credits-402"]})
+    client = await start_lsp(
+        "neovim@v0.7.0",
+        {**BASE_OPTIONS, "reviewPool": ["mock/down-502", "mock/auth-401"], "completionPool": ["mock/no-credits-402"]},
+    )
     uri = open_doc(client, tmp_path)
 
     await review(client, uri)

@@ -48,8 +48,9 @@ async def test_initialize_advertises_the_fusion_features(start_lsp, editor: str)
 
 
 async def test_initialize_is_answered_fast(lsp_env: dict[str, str], tmp_path: Path) -> None:
-    params = types.InitializeParams(capabilities=capabilities("visual_studio_code"), root_uri=tmp_path.as_uri(),
-                                    initialization_options=BASE_OPTIONS)
+    params = types.InitializeParams(
+        capabilities=capabilities("visual_studio_code"), root_uri=tmp_path.as_uri(), initialization_options=BASE_OPTIONS
+    )
     config = ClientServerConfig(server_command=[sys.executable, "-m", "fusion_lsp"], server_env=lsp_env)
     for settle in (0.0, 1.5):
         spawned = time.perf_counter()
@@ -70,15 +71,21 @@ async def test_initialize_is_answered_fast(lsp_env: dict[str, str], tmp_path: Pa
 
 
 async def test_llama_cpp_is_imported_only_when_a_local_model_is_used(
-        lsp_env: dict[str, str], tmp_path: Path, server: TestServer, capfd: pytest.CaptureFixture[str]) -> None:
+    lsp_env: dict[str, str], tmp_path: Path, server: TestServer, capfd: pytest.CaptureFixture[str]
+) -> None:
     script_review(server)
-    config = ClientServerConfig(server_command=[sys.executable, "-X", "importtime", "-m", "fusion_lsp"],
-                                server_env=lsp_env)
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-X", "importtime", "-m", "fusion_lsp"], server_env=lsp_env
+    )
     client = await config.start()
     try:
-        await client.initialize_session(types.InitializeParams(
-            capabilities=capabilities("visual_studio_code"), root_uri=tmp_path.as_uri(),
-            initialization_options=BASE_OPTIONS))
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=capabilities("visual_studio_code"),
+                root_uri=tmp_path.as_uri(),
+                initialization_options=BASE_OPTIONS,
+            )
+        )
         uri = open_doc(client, tmp_path)
         assert (await review(client, uri))["findings"] == 2
         await client.shutdown_session()
@@ -93,8 +100,9 @@ async def test_tcp_transport(lsp_env: dict[str, str], tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "fusion_lsp", "--tcp", f"127.0.0.1:{port}",
-                                                   env=lsp_env, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fusion_lsp", "--tcp", f"127.0.0.1:{port}", env=lsp_env, stderr=asyncio.subprocess.PIPE
+    )
     client = PyglsClient("tcp-test", "1")
     try:
         for _ in range(100):
@@ -103,8 +111,9 @@ async def test_tcp_transport(lsp_env: dict[str, str], tmp_path: Path) -> None:
                 break
             except OSError:
                 await asyncio.sleep(0.05)
-        result = await client.initialize_async(types.InitializeParams(
-            capabilities=capabilities("neovim@v0.7.0"), root_uri=tmp_path.as_uri()))
+        result = await client.initialize_async(
+            types.InitializeParams(capabilities=capabilities("neovim@v0.7.0"), root_uri=tmp_path.as_uri())
+        )
         assert result.server_info.name == "fusion-lsp"
         await client.shutdown_async(None)
         client.exit(None)
@@ -116,14 +125,12 @@ async def test_tcp_transport(lsp_env: dict[str, str], tmp_path: Path) -> None:
         await client.stop()
 
 
-async def test_fusion_toml_supplies_the_pools_and_review_on_save(start_lsp, server: TestServer,
-                                                                 tmp_path: Path) -> None:
+async def test_fusion_toml_supplies_the_pools_and_review_on_save(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_review(server)
     (tmp_path / "fusion.toml").write_text(
-        "[pools.review]\n"
-        f"models = {REVIEW_POOL!r}\n".replace("'", '"')
-        + 'judge = "script/judge"\n\n'
-        "[lsp]\nreview_on_save = true\npreload_local = false\n")
+        f"[pools.review]\nmodels = {REVIEW_POOL!r}\n".replace("'", '"') + 'judge = "script/judge"\n\n'
+        "[lsp]\nreview_on_save = true\npreload_local = false\n"
+    )
     client = await start_lsp("neovim@v0.7.0", options={})
     uri = open_doc(client, tmp_path)
 
@@ -143,11 +150,17 @@ async def test_reviews_run_only_on_request_by_default(start_lsp, server: TestSer
 
 
 async def test_did_change_configuration_switches_pools(start_lsp, server: TestServer, tmp_path: Path) -> None:
-    server.script("script/other", replies=['{"findings": [{"start_line": 1, "end_line": 1, "severity": "warning",'
-                                           ' "category": "style", "message": "Name it mean", "replacement": null}]}'])
+    server.script(
+        "script/other",
+        replies=[
+            '{"findings": [{"start_line": 1, "end_line": 1, "severity": "warning",'
+            ' "category": "style", "message": "Name it mean", "replacement": null}]}'
+        ],
+    )
     client = await start_lsp("visual_studio_code")
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-        settings={"fusion": {"reviewPool": ["script/other"], "costCapUsd": 1.0}}))
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fusion": {"reviewPool": ["script/other"], "costCapUsd": 1.0}})
+    )
     uri = open_doc(client, tmp_path)
 
     await review(client, uri)

@@ -47,8 +47,11 @@ debounce_s = 0.1
 
 def test_settings_layer_toml_then_init_options_then_client_settings() -> None:
     config = parse_config(TOML)
-    settings, problems = build_settings(config, [{"reviewOnSave": False, "costCapUsd": 0.25},
-                                                 {"fusion": {"debounceS": 0, "reviewPool": ["x/y"]}}], KEY_ENV)
+    settings, problems = build_settings(
+        config,
+        [{"reviewOnSave": False, "costCapUsd": 0.25}, {"fusion": {"debounceS": 0, "reviewPool": ["x/y"]}}],
+        KEY_ENV,
+    )
     assert problems == []
     assert settings.review_pool == ("x/y",) and settings.review_judge == "c/judge"
     assert settings.review_timeout_s == 30 and settings.review_on_save is False
@@ -68,10 +71,22 @@ def test_default_pools_follow_the_key() -> None:
 
 
 def test_bad_settings_are_reported_not_applied() -> None:
-    settings, problems = build_settings(parse_config(""), [
-        {"reviewPool": [], "debounceS": -1, "reviewOnSave": "yes", "completionMaxTokens": 0, "nope": 1,
-         "costCapUsd": None, "reviewTimeoutS": None},
-        "not an object"], {})
+    settings, problems = build_settings(
+        parse_config(""),
+        [
+            {
+                "reviewPool": [],
+                "debounceS": -1,
+                "reviewOnSave": "yes",
+                "completionMaxTokens": 0,
+                "nope": 1,
+                "costCapUsd": None,
+                "reviewTimeoutS": None,
+            },
+            "not an object",
+        ],
+        {},
+    )
     assert settings == LspSettings(review_pool=settings.review_pool)
     assert len(problems) == 6 and any("unknown setting 'nope'" in p for p in problems)
 
@@ -83,7 +98,9 @@ def test_text_around_counts_columns_in_the_clients_units() -> None:
     lines = split_lines("x = '😀'; y = 1\nz = 2\n")
     # The emoji is two UTF-16 units but one UTF-32 unit: both positions point after "y".
     assert text_around(lines, types.Position(line=0, character=11), UTF16, before=100, after=100) == (
-        "x = '😀'; y", " = 1\nz = 2\n")
+        "x = '😀'; y",
+        " = 1\nz = 2\n",
+    )
     assert text_around(lines, types.Position(line=0, character=10), UTF32, before=100, after=100)[0] == "x = '😀'; y"
     assert text_around(lines, types.Position(line=0, character=999), UTF16, before=3, after=3) == ("= 1", "\nz ")
     assert text_around(lines, types.Position(line=9, character=0), UTF16, before=3, after=3) is None
@@ -100,14 +117,17 @@ def test_ranges_and_edits_cover_whole_lines() -> None:
     assert middle.range.end == types.Position(line=1, character=0) and middle.new_text == "def g():\r\n"
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (LineChange(1, (0, 0), (0, 0), 2), (7, 8)),  # two lines inserted at the top
-    (LineChange(1, (5, 0), (5, 0), 1), (6, 7)),  # a line inserted right above the finding
-    (LineChange(1, (1, 0), (3, 0), 0), (3, 4)),  # two lines deleted above
-    (LineChange(1, (5, 3), (5, 9), 0), None),  # an edit inside the finding
-    (LineChange(1, (6, 20), (6, 20), 1), None),  # Enter at the end of its last line
-    (LineChange(1, (7, 0), (9, 0), 5), (5, 6)),  # edits below do not move it
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (LineChange(1, (0, 0), (0, 0), 2), (7, 8)),  # two lines inserted at the top
+        (LineChange(1, (5, 0), (5, 0), 1), (6, 7)),  # a line inserted right above the finding
+        (LineChange(1, (1, 0), (3, 0), 0), (3, 4)),  # two lines deleted above
+        (LineChange(1, (5, 3), (5, 9), 0), None),  # an edit inside the finding
+        (LineChange(1, (6, 20), (6, 20), 1), None),  # Enter at the end of its last line
+        (LineChange(1, (7, 0), (9, 0), 5), (5, 6)),  # edits below do not move it
+    ],
+)
 def test_shift_lines(change: LineChange, expected: tuple[int, int] | None) -> None:
     assert shift_lines(5, 6, change) == expected
 
@@ -122,8 +142,9 @@ def test_change_log_knows_when_it_forgot() -> None:
 
 
 def test_findings_follow_edits_in_the_store() -> None:
-    merged = merge_findings({"a": [Finding("a", 3, 3, "error", "bug", "boom", "fixed"),
-                                   Finding("a", 8, 8, "warning", "bug", "other")]})
+    merged = merge_findings(
+        {"a": [Finding("a", 3, 3, "error", "bug", "boom", "fixed"), Finding("a", 8, 8, "warning", "bug", "other")]}
+    )
     live = [LiveFinding.from_merged(m) for m in merged]
     store = FindingStore()
     store.replace("file:///x.py", live)

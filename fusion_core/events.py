@@ -48,6 +48,7 @@ class CandidateFinished:
     usage: Usage
     latency_s: float
     round: int = 1
+    finish_reason: str | None = None  # "length": cut off at max_tokens
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
     started = clock()
     parts: list[str] = []
     usage = Usage()
+    finish_reason: str | None = None
     emit(CandidateStarted(model=job.member, label=job.label, round=round_number))
 
     def candidate(status: CandidateStatus, error: ErrorInfo | None = None) -> Candidate:
@@ -118,6 +119,7 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
             latency_s=clock() - started,
             usage=usage,
             round=round_number,
+            finish_reason=finish_reason,
         )
 
     def failed(exc: FusionError) -> Candidate:
@@ -142,6 +144,8 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
                     emit(CandidateDelta(model=job.member, text=chunk.text, round=round_number))
                 if chunk.usage is not None:
                     usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    finish_reason = chunk.finish_reason
     except asyncio.CancelledError:
         result = candidate("cancelled")
         emit(
@@ -165,7 +169,12 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
     result = candidate("ok")
     emit(
         CandidateFinished(
-            model=job.member, text=result.text, usage=usage, latency_s=result.latency_s or 0.0, round=round_number
+            model=job.member,
+            text=result.text,
+            usage=usage,
+            latency_s=result.latency_s or 0.0,
+            round=round_number,
+            finish_reason=finish_reason,
         )
     )
     return result

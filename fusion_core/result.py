@@ -42,10 +42,16 @@ class Candidate:
     latency_s: float | None = None
     usage: Usage = field(default_factory=Usage)
     round: int = 1
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def truncated(self) -> bool:
+        """True when the model stopped at ``max_tokens``: the answer is cut off."""
+        return self.finish_reason == "length"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +62,8 @@ class Candidate:
             "error": self.error.to_dict() if self.error else None,
             "latency_s": None if self.latency_s is None else round(self.latency_s, 4),
             "usage": self.usage.to_dict(),
+            "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
         }
 
 

@@ -39,6 +39,8 @@ _GZIP = ("gzip", "x-gzip")
 _DEFLATE = ("deflate",)
 _IDENTITY = ("", "identity")
 NEWLINE = ord("\n")
+# Longer integers are read as floats: nothing in the wire format needs more digits.
+MAX_INT_DIGITS = 64
 
 
 @dataclass(frozen=True)
@@ -230,12 +232,19 @@ async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 def loads_json(text: str | bytes) -> Any:
-    """``json.loads`` that fails only with ValueError, also on absurdly deep nesting.
+    """``json.loads`` that fails only with ValueError, whatever the input.
 
     CPython's parser raises RecursionError on deeply nested input (a 200k-deep
-    array); that is bad input, not a bug, so it becomes a ValueError here.
+    array); that is bad input, not a bug, so it becomes a ValueError here. An
+    integer too long for Python to convert (over 4300 digits) becomes a float
+    (usually infinity) instead of failing the whole document, so one absurd
+    field costs only that field.
     """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _parse_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)

@@ -31,6 +31,10 @@ from fusion_core.usage import Pricing, Usage
 
 DEFAULT_MODE = "merge"
 MAX_ROUNDS = 6
+# The optional /models catalogue gets at most this long (and never more than --timeout):
+# it is fetched alongside the pool, so a healthy one is there long before the judge needs it,
+# and a hanging one must not add a full --timeout to every run.
+CATALOG_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -340,12 +344,13 @@ class Fusion:
         """Model info for every HTTP backend in the run, and a notice if some was unavailable.
 
         The catalogue is optional (prices, structured-output support): it is
-        fetched within the run's timeout, and on any problem the run goes on
-        without it, with one notice, never a crash or a wait past --timeout.
+        fetched within the run's timeout (and CATALOG_TIMEOUT_S), and on any
+        problem the run goes on without it, with one notice, never a crash or
+        a wait past --timeout.
         """
         catalogs = {id(b): b for b, _ in [*plan.backends.values(), (plan.judge_backend, plan.judge_model)]}
         listed = [b for b in catalogs.values() if isinstance(b, ModelCatalog)]
-        timeout_s = plan.settings.timeout_s
+        timeout_s = min(plan.settings.timeout_s, CATALOG_TIMEOUT_S)
 
         async def fetch(backend: ModelCatalog) -> list[ModelInfo]:
             async with asyncio.timeout(timeout_s):

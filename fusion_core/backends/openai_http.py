@@ -354,7 +354,7 @@ class OpenAICompatibleBackend:
 
     def _in_band_error(self, error: dict[str, Any], model: str) -> BackendError:
         code = error.get("code")
-        status = code if isinstance(code, int) else None
+        status = code if isinstance(code, int) and 100 <= code <= 599 else None
         raw = error.get("message")
         message = raw[:MAX_MESSAGE_CHARS] if isinstance(raw, str) and raw else "the provider reported an error"
         message = redact(message, self._api_key)

@@ -259,20 +259,18 @@ def run_hostile_server(*, key: str | None = None) -> Iterator[HostileServer]:
     repo = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "fusion_core.testing.hostile", "--port", "0"]
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+    # Leaving the Popen block closes its pipe and waits for the process.
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env) as process,
+    ):
         try:
-            url = _read_banner(process, stderr, STARTUP_TIMEOUT_S)
-            yield HostileServer(url.removesuffix("/ok"))
+            yield HostileServer(_read_banner(process, stderr, STARTUP_TIMEOUT_S).removesuffix("/ok"))
         finally:
             process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(SHUTDOWN_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            process.kill()  # does nothing once the process has exited
 
 
 if __name__ == "__main__":

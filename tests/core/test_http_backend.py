@@ -163,6 +163,7 @@ async def test_never_retried_and_key_not_echoed(status: int, error: type[Excepti
 def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == pytest.approx(10.0)
     assert parse_retry_after("soon") is None
+    assert [parse_retry_after(v) for v in ("nan", "inf", "1e400", "-3")] == [None, None, None, 0.0]
 
 
 def test_key_not_in_backend_repr() -> None:

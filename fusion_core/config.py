@@ -43,17 +43,8 @@ MODES = ("best-of", "merge", "debate")
 _POOL_KEYS = {"models", "judge", "mode", "rounds", "quorum", "swap", "temperature", "max_tokens", "system", "timeout"}
 _ENDPOINT_KEYS = {"base_url", "api_key_env", "attribution"}
 _LOCAL_KEYS = {"models", "n_ctx", "n_gpu_layers", "n_threads", "instruct", "cache_dir"}
-_TOP_KEYS = {
-    "local_only",
-    "default_pool",
-    "endpoints",
-    "pools",
-    "local",
-    "max_concurrency",
-    "cost_cap_usd",
-    "lsp",
-    "limits",
-}
+_TOP_KEYS = {"local_only", "default_pool", "endpoints", "pools", "local", "max_concurrency", "cost_cap_usd", "lsp"}
+_TOP_KEYS |= {"limits"}  # byte limits on what endpoints send: fusion_core.limits
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,8 @@ class OpenAICompatibleBackend:
                 body = await read_capped(response, limit + 1, what="the /models listing")
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model="") from exc
-        except BadResponse as exc:
-            raise BadResponse(exc.message, backend=self.name, status=200) from None
+        except BadResponse as exc:  # from the bounded reader: an encoding it cannot inflate
+            raise BadResponse(f"{self.base_url}/models: {exc.message}", backend=self.name, hint=exc.hint) from None
         if len(body) > limit:
             raise ResponseTooLarge(
                 f"{self.base_url}/models: the listing exceeded {format_bytes(limit)}",

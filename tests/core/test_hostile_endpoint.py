@@ -2,18 +2,18 @@
 
 Each test runs the real CLI as a subprocess against
 :mod:`fusion_core.testing.hostile`, which mixes hostile models with the
-ordinary mock models, and measures the child's peak RSS with ``os.wait4``
-(the rusage of exactly that child, whatever else this process has run).
+ordinary mock models, and measures the child's peak RSS from a small wrapper
+process (see :data:`PEAK_RSS_WRAPPER`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,33 +49,45 @@ class Run:
         return json.loads(self.stdout)
 
 
+# Runs the command given after the file name, then writes the peak RSS of that child (KiB)
+# into the file. Measuring from a small wrapper matters: a child forked straight from pytest
+# counts pytest's own resident pages (a loaded local model, say) until it execs.
+PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[2:]).returncode
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> Run:
     """Run ``fusion`` to the end and measure its peak RSS and wall time."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory() as scratch:
+        out, err, rss = (Path(scratch) / name for name in ("out", "err", "rss"))
+        command = [sys.executable, "-c", PEAK_RSS_WRAPPER, str(rss), sys.executable, "-m", "fusion_core", *args]
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fusion_core", *args],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-        )
-        killer = threading.Timer(CLI_DEADLINE_S, process.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            killer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+            )
+            try:
+                process.wait(CLI_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # the wrapper and fusion under it
+                process.wait()
         wall = time.monotonic() - started
-        out.seek(0)
-        err.seek(0)
         return Run(
             returncode=process.returncode,
-            stdout=out.read().decode(errors="replace"),
-            stderr=err.read().decode(errors="replace"),
-            peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+            stdout=out.read_text(errors="replace"),
+            stderr=err.read_text(errors="replace"),
+            peak_rss_mb=int(rss.read_text() or 0) / 1024 if rss.exists() else float("inf"),
             wall_s=wall,
         )
 

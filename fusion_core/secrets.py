@@ -33,7 +33,6 @@ __all__ = [
     "MASK",
     "MIN_KEY_CHARS",
     "Secret",
-    "known_key_count",
     "redact",
     "register_env_keys",
     "register_key",
@@ -109,11 +108,6 @@ def register_env_keys(env: Mapping[str, str], names: Iterable[str | None]) -> No
     for name in names:
         if name and env.get(name):
             register_key(env[name])
-
-
-def known_key_count() -> int:
-    """How many key values are registered (never the values)."""
-    return len(_known)
 
 
 def scrub_known(text: str) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+from fuzzing import fuzz
+from hypothesis import given
+from hypothesis import strategies as st
+
 from fusion_core.framing import (
     Labeled,
     block,
@@ -122,3 +126,18 @@ def test_a_candidate_cannot_smuggle_a_variant_of_the_nonce_to_the_judge() -> Non
     # Only our own delimiters (and the notice naming them) carry the nonce, in any form.
     ours = user.content.count(f"<<<BEGIN-{nonce} ") + user.content.count(f"<<<END-{nonce} ")
     assert _fold(user.content)[0].count(nonce) == ours
+
+
+@fuzz
+@given(st.text(max_size=300), st.sampled_from(sorted(nonce_variants("0a1b2c3d4e5f6789"))), st.text(max_size=300))
+def test_fuzz_no_variant_of_the_nonce_survives_escaping(before: str, variant_name: str, after: str) -> None:
+    from fusion_core.framing import _fold
+
+    nonce = "0a1b2c3d4e5f6789"
+    text = before + nonce_variants(nonce)[variant_name] + after
+    escaped = escape_block(text, nonce)
+    folded = _fold(escaped)[0]
+    assert nonce not in folded and "<<<" not in folded and ">>>" not in folded
+    # Bounded: each replacement ("[redacted]", "‹‹‹") is at most 10 characters and replaces at
+    # least one (one character can fold to many: U+FDFA is 18 letters after NFKC).
+    assert len(escaped) <= len(text) * len("[redacted]")

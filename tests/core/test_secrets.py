@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fuzzing import fuzz
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fusion_core.errors import BadResponse, InternalError
 from fusion_core.result import Candidate, ErrorInfo, FusionResult, JudgeOutcome
@@ -172,3 +175,14 @@ def test_a_custom_endpoint_key_that_looks_like_nothing_is_scrubbed_too(
     pool = ",".join(f"lab:{m}" for m in ECHO_POOL)
     seen, result = _outputs(env, tmp_path, pool, "lab:mock/judge")
     _assert_echoes_failed_without_the_key(seen, result, CUSTOM_KEY)
+
+
+@fuzz
+@given(st.text(max_size=200), st.integers(min_value=0, max_value=60), st.text(max_size=200))
+def test_fuzz_a_registered_key_never_survives_scrubbing(before: str, cut: int, after: str) -> None:
+    key = "zz-fuzz-" + "Nn8Mm2" * 7
+    register_key(key)
+    whole, head, tail = (scrub(before + piece + after) for piece in (key, key[: 16 + cut], key[-16 - cut :]))
+    for text in (whole, head, tail):
+        assert key[:16] not in text and key[-16:] not in text
+    assert key not in scrub_known(before + key + after)

@@ -22,7 +22,7 @@ high-entropy quoted strings), then from our own patterns for what it lacks
 Every pattern is linear in the input. detect-secrets' plugins are fed one line
 at a time, a line longer than ``SCAN_WINDOW_CHARS`` in overlapping windows, and
 the plugins whose regexes are superlinear are not used at all (see
-``_DETECTORS``).
+``_detectors``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
 from fusion_core.config import Config
 from fusion_core.errors import BackendError, ConfigError, FusionError
 from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
-from fusion_core.framing import Labeled, labels_for, new_nonce
+from fusion_core.framing import labels_for, new_nonce
 from fusion_core.judge import JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
 from fusion_core.models import BackendResolver, Member, expand_pool, split_judge_spec
 from fusion_core.modes import MODES, Verdict
@@ -258,12 +258,12 @@ class Fusion:
                 break
             jobs = []
             for cand in alive:
-                others = [Labeled(o.label, o.text) for o in alive if o.model != cand.model]
+                # Neutral names and the members' own nonce: the judge's labels and nonce stay hidden.
+                others = [o.text for o in alive if o.model != cand.model]
                 messages = mode.revision_messages(
                     question=plan.prompt,
                     own_answer=cand.text,
                     others=others,
-                    nonce=plan.nonce,
                     round_number=number,
                     system=settings.system,
                 )

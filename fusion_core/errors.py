@@ -24,12 +24,15 @@ boundary where they occur, so callers only ever catch these::
     └── AllCandidatesFailed     no candidate produced an answer
 
 Each error has a short ``kind`` string used in results and JSON output, and a
-``hint`` saying what the user can do about it.
+``hint`` saying what the user can do about it. Messages and hints are scrubbed of
+API keys when the error is made (:func:`fusion_core.secrets.scrub`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from fusion_core.secrets import scrub
 
 __all__ = [
     "AllCandidatesFailed",
@@ -61,10 +64,12 @@ class FusionError(Exception):
     hint = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Scrubbed once, here: error text often quotes what an endpoint sent, key included.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
         if hint is not None:
-            self.hint = hint
+            self.hint = scrub(hint)
 
     def describe(self) -> str:
         """One or two lines for a human: what happened, then what to do."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from html import unescape
-from typing import Any
+from html.parser import HTMLParser
 
 from markdown_it import MarkdownIt
 
@@ -22,9 +22,29 @@ def shown_text(markdown: str) -> str:
     return " ".join(unescape(re.sub(r"<[^>]*>", " ", markdown_html(markdown))).split())
 
 
-def live_markup(html: str) -> list[Any]:
-    """Every tag or attribute in ``html`` that could run script or load something."""
-    found: list[Any] = re.findall(r"<(?:script|img|svg|iframe|object|embed|style)\b", html, re.IGNORECASE)
-    found += re.findall(r"\son\w+\s*=", html, re.IGNORECASE)
-    found += re.findall(r"""(?:href|src)\s*=\s*["']?\s*javascript:""", html, re.IGNORECASE)
-    return found
+DANGEROUS_TAGS = frozenset({"script", "img", "svg", "iframe", "object", "embed", "style", "link", "meta", "base"})
+
+
+class _LiveMarkup(HTMLParser):
+    """Collects the real tags and attributes (as a browser parses them) that could run or load anything."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in DANGEROUS_TAGS:
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}>")
+            if name in {"href", "src", "action", "formaction"} and "javascript:" in (value or "").lower():
+                self.found.append(f"<{tag} {name}={value}>")
+
+
+def live_markup(html: str) -> list[str]:
+    """Every element or attribute in ``html`` that could run script or load something."""
+    parser = _LiveMarkup()
+    parser.feed(html)
+    parser.close()
+    return parser.found

@@ -183,8 +183,9 @@ def pane_head(pane: PaneState, debate: bool, now: float | None = None) -> str:
     return (
         '<div class="fusion-pane-head">'
         f'<span class="fusion-model" title="{escape(pane.model)}">{escape(pane.model)}</span>'
-        f'<span class="fusion-badge">{escape(status)}</span>{truncated}{PANE_TOOLS}</div>'
-        f'<div class="fusion-stats">{escape(" · ".join(s for s in stats if s))}</div>'
+        f'<span class="fusion-badge">{escape(status)}</span>{truncated}</div>'
+        f'<div class="fusion-pane-head"><span class="fusion-stats">{escape(" · ".join(s for s in stats if s))}</span>'
+        f"{PANE_TOOLS}</div>"
     )
 
 

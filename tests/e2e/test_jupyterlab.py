@@ -188,6 +188,12 @@ def test_fuse_cells_render_live_in_jupyterlab(tmp_path: Path, remote_env: dict[s
             expect(static).to_have_count(FUSE_CELLS)
             expect(static.first).to_be_hidden()
 
+            _screenshot(page, first, "jupyterlab.png")
+            _command(page, "apputils:change-theme", {"theme": "JupyterLab Dark"})
+            page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached", timeout=15 * MS)
+            _screenshot(page, first, "jupyterlab-dark.png")
+            _screenshot(page, hostile, "jupyterlab-hostile.png")
+
             # Each pane copies its text and collapses.
             coder = first.locator(".fusion-pane", has_text="script/coder")
             coder.locator(".fusion-copy").click()
@@ -197,11 +203,6 @@ def test_fuse_cells_render_live_in_jupyterlab(tmp_path: Path, remote_env: dict[s
             expect(coder.locator(".fusion-scroll")).to_be_hidden()
             coder.locator(".fusion-collapse").click()
             expect(coder.locator(".fusion-scroll")).to_be_visible()
-
-            _screenshot(page, first, "jupyterlab.png")
-            _command(page, "apputils:change-theme", {"theme": "JupyterLab Dark"})
-            page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached", timeout=15 * MS)
-            _screenshot(page, first, "jupyterlab-dark.png")
 
             # Saved and reopened with a new kernel: the widgets are gone, the answer is not.
             _command(page, "docmanager:save")

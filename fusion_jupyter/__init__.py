@@ -77,7 +77,8 @@ def load_ipython_extension(ipython: Any) -> None:
     if missing is not None:
         print(f"fusion_jupyter needs the [jupyter] extra ({missing} is not installed): {INSTALL_HINT}", file=sys.stderr)
         return
-    from fusion_jupyter.magic import FusionMagics, help_end_guard
+    from fusion_jupyter.line import help_end_guard
+    from fusion_jupyter.magic import FusionMagics
 
     magics = FusionMagics(shell=ipython)
     ipython.register_magics(magics)
@@ -94,7 +95,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         magics.session.close()
         if magics in ipython.configurables:
             ipython.configurables.remove(magics)
-    from fusion_jupyter.magic import help_end_guard
+    from fusion_jupyter.line import help_end_guard
 
     if help_end_guard in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(help_end_guard)

@@ -1,4 +1,4 @@
-"""The ``%%fuse`` cell magic and the ``%fuse_pools`` / ``%fuse_config`` line magics.
+"""``%%fuse`` (and ``%fuse`` on one line, see :mod:`fusion_jupyter.line`), ``%fuse_pools``, ``%fuse_config``.
 
 How the panes stay live while the cell is busy
 ----------------------------------------------
@@ -28,7 +28,6 @@ a broken ``fusion.toml``...) end the cell the same way: one short message.
 from __future__ import annotations
 
 import argparse
-import io
 import keyword
 import re
 import shlex
@@ -39,7 +38,6 @@ from typing import Any, NoReturn, cast
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display
-from markdown_it import MarkdownIt
 from traitlets import CaselessStrEnum, Float
 
 from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
@@ -49,6 +47,7 @@ from fusion_core.local_models import EMBEDDED_MODEL, embedded_model_ready, prepa
 from fusion_core.options import add_run_options, pool_lines
 from fusion_core.result import FusionResult
 from fusion_jupyter.fallback import TOKENS_LINE_INTERVAL_S, AssemblyReporter, FusionOutput, TextAssembly, TextProgress
+from fusion_jupyter.line import code_of, split_line
 from fusion_jupyter.session import RUN_OPTION_DESTS, FusionSession, Prepared
 
 LAST_RESULT_NAME = "_fusion_result"
@@ -56,9 +55,6 @@ INTERRUPTED_MESSAGE = "fusion: interrupted; every in-flight request was cancelle
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FORMATS = ("markdown", "code")
-# `%fuse <something>?` on a line of its own; group 2 is everything after the magic's name.
-_FUSE_QUESTION = re.compile(r"^([ \t]*)%fuse[ \t]+(\S[^\n]*?\?)[ \t]*(\r?\n)?$")
-_CODE_PARSER = MarkdownIt("commonmark")
 
 
 class FusionMagicError(Exception):
@@ -114,75 +110,6 @@ def fuse_parser() -> argparse.ArgumentParser:
         help="markdown (default): show the answer; code: also put the answer's code into a new cell below",
     )
     return parser
-
-
-def split_line(parser: argparse.ArgumentParser, line: str) -> tuple[list[str], str]:
-    """``%fuse`` line: the option tokens, then the prompt, verbatim (quotes and all).
-
-    Options are read with shlex until the first word that is neither an option nor
-    an option's value, or until ``--``; the rest of the line is the prompt, so an
-    apostrophe in it ("Why isn't ...") is just text.
-    """
-    stream = io.StringIO(line)
-    lexer = shlex.shlex(stream, posix=True)
-    lexer.whitespace_split, lexer.commenters = True, ""
-    tokens: list[str] = []
-    wants_value = False
-    while True:
-        start = stream.tell()
-        try:
-            token = lexer.get_token()
-        except ValueError as exc:  # an unclosed quote
-            if wants_value or line[start:].lstrip().startswith("-"):
-                raise UsageError(f"{parser.prog}: {exc}") from None
-            return tokens, line[start:].strip()
-        if token is None or token == lexer.eof:
-            return tokens, ""
-        if wants_value:
-            tokens.append(token)
-            wants_value = False
-        elif token == "--":
-            return tokens, line[stream.tell() :].strip()
-        elif token.startswith("-") and token != "-":
-            tokens.append(token)
-            wants_value = _takes_value(parser, token)
-        else:
-            return tokens, line[start:].strip()
-
-
-def _takes_value(parser: argparse.ArgumentParser, option: str) -> bool:
-    if "=" in option:
-        return False
-    # argparse has no public lookup of an option by its string; this mapping has been stable since 2.7.
-    action = parser._option_string_actions.get(option)
-    return action is not None and action.nargs != 0
-
-
-def code_of(answer: str) -> str:
-    """The code in a Markdown answer: its code blocks, or the whole answer when it has none."""
-    blocks = [token.content for token in _CODE_PARSER.parse(answer) if token.type in ("fence", "code_block")]
-    return "\n\n".join(block.rstrip("\n") for block in blocks) if blocks else answer.strip()
-
-
-def help_end_guard(lines: list[str]) -> list[str]:
-    """Input cleanup for ``%fuse Why is the sky blue?``.
-
-    IPython reads a trailing ``?`` as a help request (and looks up ``blue``). This
-    runs before IPython's own transforms and turns such a ``%fuse`` line into the
-    plain call of the magic, so the question mark stays part of the prompt. A bare
-    ``%fuse?`` is left alone: that one is asking for help.
-    """
-    if not lines or lines[0].lstrip().startswith("%%"):
-        return lines  # a cell magic: its body is not IPython syntax
-    out = []
-    for line in lines:
-        match = _FUSE_QUESTION.match(line)
-        if match is None:
-            out.append(line)
-            continue
-        indent, args, newline = match.group(1), match.group(2), match.group(3)
-        out.append(f"{indent}get_ipython().run_line_magic('fuse', {args!r}){newline}")
-    return out
 
 
 def config_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_core.result import FusionResult
 from fusion_core.testing.server import TestServer
-from fusion_jupyter.magic import LAST_RESULT_NAME, code_of
+from fusion_jupyter.line import code_of
+from fusion_jupyter.magic import LAST_RESULT_NAME
 
 POOL = "--pool mock/alpha,mock/beta --judge mock/judge"
 CODER_REPLY = (

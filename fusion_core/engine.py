@@ -31,6 +31,10 @@ from fusion_core.usage import Pricing, Usage
 
 DEFAULT_MODE = "merge"
 MAX_ROUNDS = 6
+# The optional /models catalogue gets at most this long (and never more than --timeout):
+# it is fetched alongside the pool, so a healthy one is there long before the judge needs it,
+# and a hanging one must not add a full --timeout to every run.
+CATALOG_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class Fusion:
         settings = plan.settings
         # Fetch model catalogues (prices, structured-output support) while the pool works,
         # so the judge can start the moment the last candidate finishes.
-        catalog = asyncio.create_task(self._catalog(plan))
+        catalog = asyncio.create_task(self._catalog(plan, emit))
         emit(
             RunStarted(
                 mode=settings.mode,
@@ -212,7 +216,7 @@ class Fusion:
         try:
             rounds = await self._rounds(plan, emit)
             final = _latest_answers(rounds)
-            infos = await catalog
+            infos, catalog_notices = await catalog
         finally:
             catalog.cancel()
         final = [_priced(c, infos.get(plan.backends[c.model][1])) for c in final]
@@ -236,7 +240,7 @@ class Fusion:
             usage=usage,
             wall_s=self._clock() - started,
             rounds=tuple(tuple(r) for r in rounds) if settings.mode == "debate" else (),
-            warnings=plan.notices,
+            warnings=plan.notices + catalog_notices,
         )
 
     async def _rounds(self, plan: _Plan, emit: Callable[[Event], None]) -> list[list[Candidate]]:
@@ -334,18 +338,47 @@ class Fusion:
         )
         return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
 
-    async def _catalog(self, plan: _Plan) -> dict[str, ModelInfo]:
-        """Model info for every HTTP backend in the run; missing catalogues are fine."""
-        backends = {id(b): b for b, _ in [*plan.backends.values(), (plan.judge_backend, plan.judge_model)]}
+    async def _catalog(
+        self, plan: _Plan, emit: Callable[[Event], None]
+    ) -> tuple[dict[str, ModelInfo], tuple[str, ...]]:
+        """Model info for every HTTP backend in the run, and a notice if some was unavailable.
+
+        The catalogue is optional (prices, structured-output support): it is
+        fetched within the run's timeout (and CATALOG_TIMEOUT_S), and on any
+        problem the run goes on without it, with one notice, never a crash or
+        a wait past --timeout.
+        """
+        catalogs = {id(b): b for b, _ in [*plan.backends.values(), (plan.judge_backend, plan.judge_model)]}
+        listed = [b for b in catalogs.values() if isinstance(b, ModelCatalog)]
+        timeout_s = min(plan.settings.timeout_s, CATALOG_TIMEOUT_S)
+
+        async def fetch(backend: ModelCatalog) -> list[ModelInfo]:
+            async with asyncio.timeout(timeout_s):
+                return await backend.list_models()
+
+        outcomes = await asyncio.gather(*(fetch(b) for b in listed), return_exceptions=True)
         infos: dict[str, ModelInfo] = {}
-        for backend in backends.values():
-            if isinstance(backend, ModelCatalog):
-                try:
-                    for info in await backend.list_models():
-                        infos[info.id] = info
-                except FusionError:
-                    continue  # prices and schema support are nice to have, not required
-        return infos
+        problems: list[str] = []
+        for backend, outcome in zip(listed, outcomes, strict=True):
+            name = getattr(backend, "name", type(backend).__name__)
+            if isinstance(outcome, list):
+                infos.update((info.id, info) for info in outcome)
+            elif isinstance(outcome, TimeoutError):
+                problems.append(f"{name}: no answer within {timeout_s:g} s")
+            elif isinstance(outcome, FusionError):
+                problems.append(f"{name}: {outcome.message}")
+            elif isinstance(outcome, Exception):  # a catalogue plugin's bug must not end the run
+                problems.append(f"{name}: {type(outcome).__name__}")
+            else:
+                raise outcome
+        if not problems:
+            return infos, ()
+        notice = (
+            f"model catalogue unavailable ({'; '.join(problems)}); "
+            "going on without list prices and structured-output support"
+        )
+        emit(Notice(message=notice))
+        return infos, (notice,)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ boundary where they occur, so callers only ever catch these::
     │   ├── BackendTimeout      408, or no answer within the timeout
     │   ├── UpstreamError       5xx, in-band errors, a stream that died
     │   ├── BadResponse         garbage JSON or an empty reply
+    │   ├── ResponseTooLarge    a reply over a [limits] size (line, event, answer, body)
     │   ├── ModelLoadError      a local model that cannot be loaded
     │   └── InternalError       a bug inside a backend, contained to that one call
     ├── JudgeError              the judge's reply was unusable, even after one repair
@@ -48,6 +49,7 @@ __all__ = [
     "ModelLoadError",
     "NoCredits",
     "RateLimited",
+    "ResponseTooLarge",
     "UpstreamError",
 ]
 
@@ -166,6 +168,21 @@ class UpstreamError(BackendError):
 class BadResponse(BackendError):
     kind = "bad_response"
     hint = "The endpoint answered with something that is not the OpenAI wire format."
+
+
+class ResponseTooLarge(BackendError):
+    """An endpoint sent more than a configured limit; ``limit`` names the [limits] key."""
+
+    kind = "too_large"
+
+    def __init__(self, message: str, *, limit: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.limit = limit
+        if "hint" not in details:
+            self.hint = (
+                f"The endpoint sent far more than a model normally does. If the answer is wanted, "
+                f"raise {limit} under [limits] in fusion.toml; otherwise drop this model."
+            )
 
 
 class ModelLoadError(BackendError):

@@ -214,6 +214,7 @@ class BackendResolver:
                 clients=self._clients,
                 attribution=True,
                 openrouter_fields=True,
+                limits=self._config.limits,
             )
         conf = self._config.endpoints[endpoint]
         key_value = self._env.get(conf.api_key_env, "").strip() if conf.api_key_env else ""
@@ -228,4 +229,5 @@ class BackendResolver:
             api_key=Secret(key_value) if key_value else None,
             clients=self._clients,
             attribution=conf.attribution,
+            limits=self._config.limits,
         )

@@ -24,6 +24,7 @@ text as live Markdown or HTML:
 
 from __future__ import annotations
 
+import functools
 import re
 from html import escape
 
@@ -31,6 +32,7 @@ import nh3
 from markdown_it import MarkdownIt
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
@@ -46,7 +48,7 @@ ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 PYGMENTS_CLASSES = {name for name in STANDARD_TYPES.values() if name}
 # The characters that can start Markdown markup inside a line (HTML, entities, links, code,
 # emphasis, strikethrough, table cells, math); CommonMark lets a backslash make each literal.
-_MARKUP = re.compile(r"([\\`*_\[\]<&|$~])")
+_MARKUP_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*_[]<&|$~"})
 _FORMATTER = HtmlFormatter(nowrap=True)
 
 
@@ -62,12 +64,18 @@ def sanitize_html(html: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _lexer(lang: str) -> Lexer | None:
+    """Looking a lexer up by name scans Pygments' registry: once per language is enough."""
+    try:
+        return get_lexer_by_name(lang)
+    except ClassNotFound:
+        return None
+
+
 def _highlight(code: str, lang: str, attrs: str) -> str:
     """Pygments spans for a fenced code block (markdown-it wraps them in <pre><code>)."""
-    try:
-        lexer = get_lexer_by_name(lang.strip()) if lang.strip() else None
-    except ClassNotFound:
-        lexer = None
+    lexer = _lexer(lang.strip()) if lang.strip() else None
     if lexer is None:
         return escape(code)
     return str(pygments_highlight(code, lexer, _FORMATTER))
@@ -84,7 +92,7 @@ def answer_html(markdown: str) -> str:
 
 def markdown_text(text: str) -> str:
     """``text`` escaped for a Markdown document: it renders as exactly this text, on one line."""
-    return _MARKUP.sub(r"\\\1", " ".join(text.split()))
+    return " ".join(text.split()).translate(_MARKUP_ESCAPES)
 
 
 def markdown_block(html: str) -> str:

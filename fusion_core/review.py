@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, complete
+from fusion_core.backends.base import Backend, ChatRequest, Completion, Message, ModelCatalog, complete
 from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
@@ -43,6 +43,7 @@ __all__ = [
     "check_cost",
     "estimate_cost",
     "explain",
+    "explain_reply",
     "merge_findings",
     "parse_findings",
     "review",
@@ -620,6 +621,20 @@ async def explain(
     cost_cap_usd: float | None = None,
 ) -> tuple[str, Usage]:
     """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
+    reply = await explain_reply(backend, model, finding, code, is_local=is_local, cost_cap_usd=cost_cap_usd)
+    return reply.text, reply.usage
+
+
+async def explain_reply(
+    backend: Backend,
+    model: str,
+    finding: MergedFinding,
+    code: str,
+    *,
+    is_local: bool,
+    cost_cap_usd: float | None = None,
+) -> Completion:
+    """Like :func:`explain`, with the finish reason (``length``: the rationale was cut at max_tokens)."""
     lines = _split_lines(wire_text(code))
     first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
     excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))
@@ -641,4 +656,4 @@ async def explain(
     if cost_cap_usd is not None:
         await check_cost([Job(member=model, label="judge", backend=backend, request=request)], cost_cap_usd)
     reply = await complete(backend, request)
-    return reply.text.strip(), reply.usage
+    return replace(reply, text=reply.text.strip())

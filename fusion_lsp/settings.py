@@ -29,7 +29,7 @@ COMPLETION_POOL_NAME = "completion"
 DEFAULT_DEBOUNCE_S = 0.05
 # Reviews of bigger files are refused with a hint to review a selection.
 DEFAULT_MAX_REVIEW_BYTES = 512_000
-DEFAULT_COMPLETION_POOL = (f"local/{EMBEDDED_MODEL}",)
+DEFAULT_COMPLETION_POOL = (EMBEDDED_MODEL,)
 OPTIONS_SECTION = "fusion"
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")

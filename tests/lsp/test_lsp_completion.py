@@ -80,6 +80,12 @@ async def test_inline_completion_is_not_offered_to_clients_without_it(start_lsp)
     assert client.initialize_result.capabilities.inline_completion_provider is None
 
 
+async def test_completion_triggers_on_code_punctuation(start_lsp) -> None:
+    client = await start_lsp("neovim@v0.7.0")
+    provider = client.initialize_result.capabilities.completion_provider
+    assert provider is not None and list(provider.trigger_characters or []) == [".", "(", "["]
+
+
 async def test_deadline_cuts_off_a_slow_model(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_completion(server)
     server.script("script/cmp-c", replies=["a - b"], latency_s=20)
@@ -223,3 +229,28 @@ async def test_completion_with_the_embedded_local_model(start_lsp, tmp_path: Pat
     assert result.items, "the local model suggested nothing"
     assert result.items[0].detail == "Fusion · 1 of 1 models"
     assert result.items[0].text_edit.new_text.strip()
+
+
+@pytest.mark.local
+async def test_completion_with_no_config_and_no_key(start_lsp, lsp_env: dict[str, str], tmp_path: Path) -> None:
+    """A first user: an empty folder, no fusion.toml, no key, no settings. The embedded model completes."""
+    env = {k: v for k, v in lsp_env.items() if not k.startswith("OPENROUTER_")}
+    root = tmp_path / "empty"
+    root.mkdir()
+    client = await start_lsp("neovim@v0.7.0", {}, root=root, env=env)
+    text = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
+    uri = open_doc(client, root, text, "fib.py")
+    params = completion_params(uri, types.Position(line=3, character=11))
+
+    # The model started loading at initialize; a request that arrives while it loads may come back empty.
+    result = None
+    for _ in range(20):
+        result = await client.text_document_completion_async(params)
+        if result.items:
+            break
+    else:
+        pytest.fail(f"20 completions, no items; the server logged: {[m.message for m in client.log_messages]}")
+
+    item = result.items[0]
+    assert item.detail == "Fusion · 1 of 1 models" and "gemma-3-270m" in item.documentation
+    assert item.text_edit.new_text.strip()

@@ -8,7 +8,9 @@ import pytest
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from fusion_core.config import parse_config
+from fusion_core.config import LocalConfig, parse_config
+from fusion_core.local_models import embedded_model_path, resolve_model_path
+from fusion_core.models import expand_pool
 from fusion_core.review import Finding, merge_findings
 from fusion_lsp.__main__ import parse_tcp
 from fusion_lsp.documents import (
@@ -68,6 +70,13 @@ def test_default_pools_follow_the_key() -> None:
     assert local.review_pool[0].startswith("local/") and local.review_judge is None
     assert remote.completion_pool == local.completion_pool == DEFAULT_COMPLETION_POOL
     assert build_settings(parse_config("local_only = true"), [], KEY_ENV)[0].review_pool[0].startswith("local/")
+
+
+def test_the_default_completion_pool_is_the_embedded_model() -> None:
+    # It once read local/local/gemma-3-270m, and every completion answered nothing.
+    settings, _ = build_settings(parse_config(""), [], {})
+    for member in expand_pool(settings.completion_pool):
+        assert resolve_model_path(member.spec, LocalConfig()) == (embedded_model_path(None), True)
 
 
 def test_bad_settings_are_reported_not_applied() -> None:

@@ -179,7 +179,7 @@ class FusionServer(LanguageServer):
         """Re-read fusion.toml and apply initializationOptions and the client's settings on top."""
         from fusion_core.config import CONFIG_FILENAME, Config, find_config_path, load_config
         from fusion_core.errors import ConfigError
-        from fusion_lsp.settings import build_settings
+        from fusion_lsp.settings import build_settings, server_config
 
         path = None
         if self.root is not None:
@@ -190,6 +190,7 @@ class FusionServer(LanguageServer):
         except ConfigError as exc:
             self.show(f"Fusion: {exc.describe()}", types.MessageType.Error)
             config = Config()
+        config = server_config(config)
         settings, problems = build_settings(config, [self.init_options, self.client_settings], os.environ)
         for problem in problems:
             self.show(f"Fusion: ignoring a setting: {problem}", types.MessageType.Warning)

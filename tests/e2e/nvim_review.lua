@@ -1,8 +1,9 @@
 -- Headless Neovim runs examples/neovim/init.lua as a user would: open a file with a planted bug,
--- :FusionReview, wait for fusion diagnostics, pick the quick fix from the code action menu, :write.
+-- :FusionReview, wait for fusion diagnostics, pick the quick fix from the code action menu, :write,
+-- then "Fusion: explain finding" on the other finding, which opens in a floating window.
 -- Inputs come from the environment; the outcome goes to $FUSION_NVIM_OUT as JSON.
 local out_path = assert(os.getenv("FUSION_NVIM_OUT"), "FUSION_NVIM_OUT is not set")
-local results = { ok = false, steps = {}, messages = {} }
+local results = { ok = false, steps = {}, messages = {}, echoed = {} }
 
 local function finish(ok, err)
   results.ok = ok
@@ -25,6 +26,24 @@ local notify = vim.notify
 vim.notify = function(msg, level, opts)
   table.insert(results.messages, tostring(msg))
   return notify(msg, level, opts)
+end
+
+-- Keep what the command line showed ($/progress of the review).
+local echo = vim.api.nvim_echo
+vim.api.nvim_echo = function(chunks, history, opts)
+  table.insert(results.echoed, table.concat(vim.tbl_map(function(c) return c[1] end, chunks), ""))
+  return echo(chunks, history, opts)
+end
+
+local function float_texts()
+  local texts = {}
+  for _, win in ipairs(vim.api.nvim_list_wins()) do
+    if vim.api.nvim_win_get_config(win).relative ~= "" then
+      local lines = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(win), 0, -1, false)
+      table.insert(texts, table.concat(lines, "\n"))
+    end
+  end
+  return texts
 end
 
 local ok, err = pcall(function()
@@ -84,6 +103,22 @@ local ok, err = pcall(function()
   -- The edited line's finding is cleared at once; the other stays where it was.
   vim.wait(2000, function() return #fusion_diagnostics() < #results.diagnostics end, 50)
   results.after = #fusion_diagnostics()
+
+  -- "Fusion: explain finding" on the finding that is left: the explanation opens in a float.
+  local left = fusion_diagnostics()[1]
+  vim.api.nvim_win_set_cursor(0, { left.lnum + 1, left.col })
+  vim.ui.select = function(items, opts, on_choice)
+    for _, item in ipairs(items) do
+      if opts.format_item(item):find("^Fusion: explain") then
+        return on_choice(item)
+      end
+    end
+    on_choice(nil)
+  end
+  vim.lsp.buf.code_action()
+  assert(vim.wait(15000, function() return #float_texts() > 0 end, 50), "no floating window for the explanation")
+  results.floats = float_texts()
+  step("explained")
 end)
 
 finish(ok, err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from lsprotocol import types
@@ -23,7 +24,7 @@ from fusion_lsp.documents import (
     text_around,
 )
 from fusion_lsp.findings import FindingStore, LiveFinding, follow_changes
-from fusion_lsp.settings import DEFAULT_COMPLETION_POOL, LspSettings, build_settings
+from fusion_lsp.settings import DEFAULT_COMPLETION_POOL, LspSettings, build_settings, local_threads, server_config
 from fusion_lsp.tasks import TaskRegistry, await_work
 
 UTF16 = PositionCodec(types.PositionEncodingKind.Utf16)
@@ -70,6 +71,12 @@ def test_default_pools_follow_the_key() -> None:
     assert local.review_pool[0].startswith("local/") and local.review_judge is None
     assert remote.completion_pool == local.completion_pool == DEFAULT_COMPLETION_POOL
     assert build_settings(parse_config("local_only = true"), [], KEY_ENV)[0].review_pool[0].startswith("local/")
+
+
+def test_the_server_runs_local_models_on_half_the_cores_unless_configured() -> None:
+    assert [local_threads(n) for n in (None, 1, 2, 3, 8)] == [1, 1, 1, 1, 4]
+    assert server_config(parse_config("")).local.n_threads == local_threads(os.cpu_count())
+    assert server_config(parse_config("[local]\nn_threads = 2")).local.n_threads == 2
 
 
 def test_the_default_completion_pool_is_the_embedded_model() -> None:

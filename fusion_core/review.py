@@ -43,7 +43,6 @@ __all__ = [
     "check_cost",
     "estimate_cost",
     "explain",
-    "explain_reply",
     "merge_findings",
     "parse_findings",
     "review",
@@ -619,22 +618,11 @@ async def explain(
     *,
     is_local: bool,
     cost_cap_usd: float | None = None,
-) -> tuple[str, Usage]:
-    """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
-    reply = await explain_reply(backend, model, finding, code, is_local=is_local, cost_cap_usd=cost_cap_usd)
-    return reply.text, reply.usage
-
-
-async def explain_reply(
-    backend: Backend,
-    model: str,
-    finding: MergedFinding,
-    code: str,
-    *,
-    is_local: bool,
-    cost_cap_usd: float | None = None,
 ) -> Completion:
-    """Like :func:`explain`, with the finish reason (``length``: the rationale was cut at max_tokens)."""
+    """The judge's rationale for ``finding`` (``finish_reason`` ``length``: cut at max_tokens).
+
+    ``code`` is the file text, redacted here if the judge is remote.
+    """
     lines = _split_lines(wire_text(code))
     first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
     excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))

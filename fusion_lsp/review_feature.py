@@ -26,7 +26,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from fusion_core.completion import follows_instructions
 from fusion_core.errors import FusionError
 from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
-from fusion_core.review import DEFAULT_REVIEW_TEMPERATURE, ReviewSettings, ReviewTarget, explain_reply, review
+from fusion_core.review import DEFAULT_REVIEW_TEMPERATURE, ReviewSettings, ReviewTarget, explain, review
 from fusion_lsp.documents import is_binary, open_document
 from fusion_lsp.findings import LiveFinding, fix_edit, follow_changes
 from fusion_lsp.progress import ReviewProgress
@@ -266,7 +266,7 @@ async def explanation(ls: FusionServer, uri: str, live: LiveFinding) -> str:
     if judge and doc is not None and not split_judge_spec(judge)[1]:
         try:
             backend, model = ls.fusion.resolver.resolve(judge)
-            reply = await explain_reply(
+            reply = await explain(
                 backend,
                 model,
                 finding,

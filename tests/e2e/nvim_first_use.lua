@@ -2,45 +2,15 @@
 -- with no fusion.toml, and no key. Ask for completion at the end of a line (what the example's omnifunc
 -- does), apply the top item, then :FusionReview and keep what the editor shows about it.
 -- Inputs come from the environment; the outcome goes to $FUSION_NVIM_OUT as JSON.
-local out_path = assert(os.getenv("FUSION_NVIM_OUT"), "FUSION_NVIM_OUT is not set")
-local results = { ok = false, steps = {}, messages = {}, floats = {}, log = {} }
-
-local function finish(ok, err)
-  results.ok = ok
-  results.error = err and tostring(err) or nil
-  local file = assert(io.open(out_path, "w"))
-  file:write(vim.fn.json_encode(results))
-  file:close()
-  vim.cmd("qa!")
-end
-
-local function step(name)
-  table.insert(results.steps, name)
-end
-
+local here = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h")
 -- Never hang the test: the model loads on a busy machine, so allow a few minutes.
-vim.defer_fn(function() finish(false, "timed out at step " .. tostring(results.steps[#results.steps])) end, 240000)
-
-local notify = vim.notify
-vim.notify = function(msg, level, opts)
-  table.insert(results.messages, tostring(msg))
-  return notify(msg, level, opts)
-end
+local harness = dofile(here .. "/nvim_harness.lua").start(240000)
+local results, step, finish, float_texts = harness.results, harness.step, harness.finish, harness.float_texts
+results.log = {}
 
 -- Keep the server's log lines, for the test's failure message.
 vim.lsp.handlers["window/logMessage"] = function(_, result)
   table.insert(results.log, result.message)
-end
-
-local function float_texts()
-  local texts = {}
-  for _, win in ipairs(vim.api.nvim_list_wins()) do
-    if vim.api.nvim_win_get_config(win).relative ~= "" then
-      local lines = vim.api.nvim_buf_get_lines(vim.api.nvim_win_get_buf(win), 0, -1, false)
-      table.insert(texts, table.concat(lines, "\n"))
-    end
-  end
-  return texts
 end
 
 local ok, err = pcall(function()

@@ -114,8 +114,10 @@ def test_neovim_reviews_and_applies_the_quick_fix(
     by_line = {d["lnum"]: d for d in result["diagnostics"]}
     assert by_line[2]["message"].endswith("(3 of 3 models)") and by_line[2]["severity"] == 1
     assert by_line[4]["message"].endswith("(1 of 3 models)") and by_line[4]["severity"] == 4
-    assert result["chosen"].startswith("Fusion: fix") and "3 of 3 models" in result["chosen"]
-    assert "Fusion: review file" in result["menu"]
+    fix, explain = result["choices"]
+    assert fix["chosen"].startswith("Fusion: fix") and "3 of 3 models" in fix["chosen"]
+    assert "Fusion: review file" in fix["menu"]
+    assert explain["chosen"].startswith("Fusion: explain finding (Division by zero")
     assert source.read_text() == FIXED
     assert result["after"] == 1  # the fixed line's finding is gone, the other one stays
     (explanation,) = result["floats"]

@@ -10,7 +10,8 @@ the document is never sent.
 The deadline counts from the request's arrival (the debounce is part of it). At
 the deadline the suggestions that have arrived are returned, including the
 complete lines of a model still writing; when there is nothing at all, one line
-in the editor's LSP log says so.
+in the editor's LSP log says so (at most once a minute: completions come with
+every keystroke).
 
 Trigger characters: ``.`` (a member), ``(`` (call arguments) and ``[`` (an index or
 a list), where a model's guess helps most and word completion knows least. Not

@@ -103,6 +103,39 @@ async def test_deadline_cuts_off_a_slow_model(start_lsp, server: TestServer, tmp
     assert slow
 
 
+async def test_at_the_deadline_a_model_still_writing_gives_its_complete_lines(
+    start_lsp, server: TestServer, tmp_path: Path
+) -> None:
+    # The first line arrives within 0.4 s; the rest would take 10 s more.
+    reply = "a + b\n" + " ".join(["    # and so on"] * 50)
+    server.script("script/streamer", replies=[reply], chunk_delay_s=0.2)
+    options = {**BASE_OPTIONS, "completionPool": ["script/streamer"], "completionDeadlineS": 2.5}
+    client = await start_lsp("visual_studio_code", options)
+    uri = open_doc(client, tmp_path, CODE, "add.py")
+
+    result = await client.text_document_completion_async(completion_params(uri))
+
+    assert [i.label for i in result.items] == ["a + b"]
+    assert await wait_for(lambda: server.log()[0]["disconnected"])  # the rest was not waited for
+
+
+async def test_a_deadline_with_nothing_to_show_is_logged_once(start_lsp, server: TestServer, tmp_path: Path) -> None:
+    server.script("script/sleeper", replies=["a + b"] * 2, latency_s=20)
+    options = {**BASE_OPTIONS, "completionPool": ["script/sleeper"], "completionDeadlineS": 0.3}
+    client = await start_lsp("visual_studio_code", options)
+    uri = open_doc(client, tmp_path, CODE, "add.py")
+
+    first = await client.text_document_completion_async(completion_params(uri))
+    second = await client.text_document_completion_async(completion_params(uri))
+
+    assert not first.items and not second.items
+    logged = [m.message for m in client.log_messages if "deadline passed" in m.message]
+    assert logged == [
+        "Fusion completion: the 0.3 s deadline passed before any model had a usable suggestion; "
+        "raise completionDeadlineS, or use a faster completion pool"
+    ]
+
+
 async def test_quorum_stops_waiting_for_stragglers(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_completion(server)
     server.script("script/cmp-c", replies=["a - b"], latency_s=20)

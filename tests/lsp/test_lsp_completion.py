@@ -7,8 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
-from lsp_helpers import BASE_OPTIONS, EDITORS, apply_text_edits, open_doc, script_completion, wait_for
+from lsp_helpers import (
+    BASE_OPTIONS,
+    EDITORS,
+    SERVER_COMMAND,
+    apply_text_edits,
+    capabilities,
+    open_doc,
+    script_completion,
+    wait_for,
+)
 from lsprotocol import types
+from pytest_lsp import ClientServerConfig
 
 from fusion_core.testing.server import TestServer
 
@@ -287,3 +297,26 @@ async def test_completion_with_no_config_and_no_key(start_lsp, lsp_env: dict[str
     item = result.items[0]
     assert item.detail == "Fusion · 1 of 1 models" and "gemma-3-270m" in item.documentation
     assert item.text_edit.new_text.strip()
+
+
+@pytest.mark.local
+async def test_the_local_model_starts_loading_at_initialize(lsp_env: dict[str, str], tmp_path: Path) -> None:
+    env = {k: v for k, v in lsp_env.items() if not k.startswith("OPENROUTER_")}
+    client = await ClientServerConfig(server_command=SERVER_COMMAND, server_env=env).start()
+    params = types.InitializeParams(capabilities=capabilities("neovim@v0.7.0"), root_uri=tmp_path.as_uri())
+    # initialize_session would send `initialized` at once; send only `initialize`, as an editor does first.
+    client.capabilities = params.capabilities
+    try:
+        result = await client.initialize_async(params)
+        assert result.capabilities.completion_provider is not None
+        # No `initialized` yet: the answer came first, and the model loads on its own.
+        loaded = await wait_for(
+            lambda: [m for m in client.log_messages if m.message == "Fusion: loaded local/gemma-3-270m for completion"],
+            timeout=120,
+        )
+        assert loaded
+    finally:
+        client.initialized(types.InitializedParams())
+        async with asyncio.timeout(10):
+            await client.shutdown_session()
+        await client.stop()

@@ -10,7 +10,8 @@ were edited; they never point at the wrong line.
 A review needs models that follow instructions. Base models (the embedded
 Gemma 3 270M) are left out of the review pool; when nothing is left, nothing
 runs and one message says what review needs. A model's answer or the judge's
-explanation cut off at max_tokens is marked ``[truncated]`` in what the editor shows.
+explanation cut off at max_tokens is marked ``[truncated at max_tokens]`` in what the
+editor shows.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ async def test_completion_triggers_on_code_punctuation(start_lsp) -> None:
 async def test_deadline_cuts_off_a_slow_model(start_lsp, server: TestServer, tmp_path: Path) -> None:
     script_completion(server)
     server.script("script/cmp-c", replies=["a - b"], latency_s=20)
-    options = {**BASE_OPTIONS, "completionDeadlineS": 0.6}
+    options = {**BASE_OPTIONS, "completionDeadlineS": 1.5}
     client = await start_lsp("visual_studio_code", options)
     uri = open_doc(client, tmp_path, CODE, "add.py")
 
@@ -107,7 +107,7 @@ async def test_deadline_cuts_off_a_slow_model(start_lsp, server: TestServer, tmp
     result = await client.text_document_completion_async(completion_params(uri))
     elapsed = time.perf_counter() - started
 
-    assert elapsed < 3.0  # the deadline, not the slow model's 20 s (generous for a loaded CI machine)
+    assert elapsed < 6.0  # the deadline, not the slow model's 20 s (generous for a loaded CI machine)
     assert [i.label for i in result.items] == ["a + b"] and result.items[0].detail == "Fusion · 2 of 2 models"
     slow = await wait_for(lambda: [e for e in server.log() if e["model"] == "script/cmp-c" and e["disconnected"]])
     assert slow

@@ -125,9 +125,9 @@ class OpenAICompatibleBackend:
 
     # -- the ModelCatalog protocol ---------------------------------------------
 
-    async def list_models(self) -> list[ModelInfo]:
-        """The endpoint's /models, fetched once per backend."""
-        if self._models is None:
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The endpoint's /models, fetched once per backend (again with ``refresh``)."""
+        if self._models is None or refresh:
             try:
                 response = await self._clients.get(self.base_url).get(
                     "/models", headers=self._headers(), timeout=self._timeout
@@ -243,6 +243,8 @@ class OpenAICompatibleBackend:
                     "schema": request.json_schema["schema"],
                 },
             }
+        for key, value in request.provider_options.items():
+            body.setdefault(key, value)  # never over what Fusion itself set
         if self._openrouter_fields:
             # Older OpenRouter docs require this for cost in usage; newer ones ignore it.
             body["usage"] = {"include": True}

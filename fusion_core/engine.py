@@ -8,7 +8,6 @@ synchronous twins (see :mod:`fusion_core.sync`).
 from __future__ import annotations
 
 import asyncio
-import difflib
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -19,9 +18,10 @@ import httpx
 
 from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
+from fusion_core.catalog import Catalog, check_listed, read_catalog
 from fusion_core.config import Config
 from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_calls
-from fusion_core.errors import BackendError, ConfigError, FusionError
+from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import Labeled, labels_for, new_nonce
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
@@ -145,9 +145,12 @@ class Fusion:
         request that costs money.
         """
         plan = self._plan(prompt, settings)
-        catalog = await self._catalog(plan)
+        wanted = [(m.spec, *plan.backends[m.name]) for m in plan.members]
+        if plan.judge_backend is not None:
+            wanted.append((plan.judge_spec, plan.judge_backend, plan.judge_model))
+        catalog = await read_catalog([(backend, model) for _, backend, model in wanted], settings.timeout_s)
         plan = replace(plan, notices=plan.notices + catalog.notices)
-        _check_listed(plan, catalog)
+        check_listed(wanted, catalog)
         _check_cost(plan, catalog)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
@@ -219,7 +222,7 @@ class Fusion:
 
     # -- execution ------------------------------------------------------------
 
-    async def _execute(self, plan: _Plan, catalog: _Catalog, emit: Callable[[Event], None]) -> FusionResult:
+    async def _execute(self, plan: _Plan, catalog: Catalog, emit: Callable[[Event], None]) -> FusionResult:
         started = self._clock()
         settings = plan.settings
         emit(
@@ -325,7 +328,7 @@ class Fusion:
         return Job(member=member.name, label=plan.labels[member.name], backend=backend, request=request)
 
     async def _judge(
-        self, plan: _Plan, survivors: list[Candidate], catalog: _Catalog, emit: Callable[[Event], None]
+        self, plan: _Plan, survivors: list[Candidate], catalog: Catalog, emit: Callable[[Event], None]
     ) -> tuple[Verdict | None, JudgeOutcome]:
         backend = plan.judge_backend
         assert backend is not None  # a run without a judge never gets here
@@ -358,86 +361,8 @@ class Fusion:
         )
         return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
 
-    async def _catalog(self, plan: _Plan) -> _Catalog:
-        """The catalogue of every HTTP endpoint in the run, each read within the run's timeout.
 
-        A catalogue is optional data (prices, structured output, names to check):
-        one that cannot be read costs a notice, not the run.
-        """
-        used = [*plan.backends.values()]
-        if plan.judge_backend is not None:
-            used.append((plan.judge_backend, plan.judge_model))
-        catalog = _Catalog()
-        for backend in {id(b): b for b, _ in used}.values():
-            if not isinstance(backend, ModelCatalog):
-                continue
-            wanted = {model for b, model in used if b is backend}
-            try:
-                async with asyncio.timeout(plan.settings.timeout_s):
-                    catalog.listings[id(backend)] = {info.id: info for info in await backend.list_models()}
-                    if any(catalog.info(backend, model) is None for model in wanted):
-                        # The session's cached listing may predate a model the endpoint now serves.
-                        fresh = await backend.list_models(refresh=True)
-                        catalog.listings[id(backend)] = {info.id: info for info in fresh}
-            except TimeoutError:
-                catalog.unread(backend, f"no answer within {plan.settings.timeout_s:g} s")
-            except FusionError as exc:
-                catalog.unread(backend, exc.message)
-        return catalog
-
-
-@dataclass
-class _Catalog:
-    """What each endpoint's /models says, keyed by backend, and notices about those that failed."""
-
-    listings: dict[int, dict[str, ModelInfo]] = field(default_factory=dict)
-    notices: tuple[str, ...] = ()
-
-    def unread(self, backend: Backend, reason: str) -> None:
-        self.listings.pop(id(backend), None)
-        self.notices += (
-            f"the model list of {backend.name} could not be read ({reason}), so model names and prices "
-            "are not checked against it",
-        )
-
-    def listing(self, backend: Backend) -> dict[str, ModelInfo] | None:
-        """The backend's catalogue, or None when it has none or it could not be read."""
-        return self.listings.get(id(backend))
-
-    def info(self, backend: Backend, model: str) -> ModelInfo | None:
-        """The entry for ``model``; an OpenRouter variant (``:nitro``) falls back to its base model."""
-        listing = self.listings.get(id(backend), {})
-        return listing.get(model) or listing.get(model.rpartition(":")[0])
-
-
-def _check_listed(plan: _Plan, catalog: _Catalog) -> None:
-    """Refuse model ids an endpoint's catalogue does not list, with the closest id it does."""
-    wanted = [(m.spec, *plan.backends[m.name]) for m in plan.members]
-    if plan.judge_backend is not None:
-        wanted.append((plan.judge_spec, plan.judge_backend, plan.judge_model))
-    problems: list[str] = []
-    hints: list[str] = []
-    for spec, backend, model in wanted:
-        listing = catalog.listing(backend)
-        # "@preset/..." ids name OpenRouter presets, which /models never lists.
-        if listing is None or model.startswith("@") or catalog.info(backend, model) is not None:
-            continue
-        if spec in {p.split(" ")[0] for p in problems}:
-            continue
-        problems.append(f"{spec} (not listed by {backend.name})")
-        close = difflib.get_close_matches(model, list(listing), n=1)
-        if close:
-            hints.append(f"did you mean `{spec.removesuffix(model) + close[0]}`?")
-    if problems:
-        names = sorted({b.name for _, b, _ in wanted if catalog.listing(b) is not None})
-        listing_hint = f"`fusion models --endpoint {names[0]}` lists every model." if names else ""
-        raise ConfigError(
-            f"unknown model{'s' if len(problems) > 1 else ''}: {', '.join(problems)}",
-            hint=" ".join([*(h[0].upper() + h[1:] for h in hints), listing_hint]).strip(),
-        )
-
-
-def _check_cost(plan: _Plan, catalog: _Catalog) -> None:
+def _check_cost(plan: _Plan, catalog: Catalog) -> None:
     """Refuse a run whose worst case could cost more than ``max_cost_usd`` (nothing sent yet)."""
     settings = plan.settings
     if settings.max_cost_usd is None:
@@ -459,11 +384,16 @@ def _check_cost(plan: _Plan, catalog: _Catalog) -> None:
         judgings=2 if settings.swap and len(members) > 1 else 1,
         judge_max_tokens=DEFAULT_JUDGE_MAX_TOKENS,
     )
+    tokens = (
+        "lower --max-tokens"
+        if settings.max_tokens is not None
+        else "set --max-tokens (without it an answer may fill the model's whole context)"
+    )
     enforce_cap(
         estimate(calls),
         settings.max_cost_usd,
         what="this run",
-        hint="Raise --max-cost (or cost_cap_usd in fusion.toml), lower --max-tokens, or use fewer or cheaper models.",
+        hint=f"Raise --max-cost (or cost_cap_usd in fusion.toml), {tokens}, or use fewer or cheaper models.",
     )
 
 

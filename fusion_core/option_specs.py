@@ -228,18 +228,17 @@ def specs_in(section: Section) -> Iterator[OptionSpec]:
     return (spec for spec in OPTION_SPECS if spec.section == section)
 
 
-# Request fields Fusion sets itself: a provider option may not override them.
+# Request fields a provider option may not set: the ones Fusion's streaming depends on, and
+# the ones a checked flag sets. Anything else (top_p, seed, reasoning, stop, provider...)
+# passes through; a per-sample seed of SPEC*N still wins over -o seed.
 _OWN_FIELDS = {
     "model": None,
     "messages": None,
     "stream": None,
     "stream_options": None,
-    "response_format": None,
     "usage": None,
     "temperature": "--temperature",
     "max_tokens": "--max-tokens",
-    "seed": "SPEC*N samples",
-    "stop": None,
 }
 _OPTION_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 

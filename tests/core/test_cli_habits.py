@@ -77,7 +77,7 @@ def test_version(tmp_path: Path, remote_env: dict[str, str]) -> None:
 def test_o_passes_provider_options_through(server: TestServer, remote_env: dict[str, str], tmp_path: Path) -> None:
     run = fusion(
         remote_env,
-        *("q", "-m", "mock/alpha", "-o", "top_p", "0.9", "-o", "seed_offset", "42"),
+        *("q", "-m", "mock/alpha", "-o", "top_p", "0.9", "-o", "seed", "42"),
         *("--option", "reasoning", '{"effort": "high"}', "-o", "provider", "fast"),
         cwd=tmp_path,
     )
@@ -86,10 +86,10 @@ def test_o_passes_provider_options_through(server: TestServer, remote_env: dict[
         "stream_options": {"include_usage": True},
         "usage": {"include": True},
         "top_p": 0.9,
-        "seed_offset": 42,
         "reasoning": {"effort": "high"},
         "provider": "fast",
     }
+    assert server.log()[0]["seed"] == 42
     server.reset()
     own = fusion(remote_env, "q", "-m", "mock/alpha", "-o", "max_tokens", "5", cwd=tmp_path)
     assert own.returncode == 2 and "max_tokens is set by Fusion itself; use --max-tokens" in own.stderr

@@ -7,7 +7,10 @@ exit 2 with one message and no traceback.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +187,44 @@ def test_model_names_are_text_not_rich_markup(server: TestServer, remote_env: di
     assert run.stdout.strip() == "an answer that says :m: and [bold]x[/bold] literally"
     bad_spec = fusion(remote_env, "run", "q", "-m", "x:m:y", cwd=tmp_path)
     assert bad_spec.returncode == 2 and "'x:m:y'" in bad_spec.stderr and "Ⓜ" not in bad_spec.stderr
+
+
+def test_the_live_view_on_a_terminal_shows_names_as_text(
+    server: TestServer, remote_env: dict[str, str], tmp_path: Path
+) -> None:
+    # stderr is a pseudo-terminal here, so rich draws its live table of models.
+    model = "script/[bold]x:m:y"
+    server.script(model, default="fine")
+    primary, secondary = os.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fusion_core", "run", "q", "-m", model],
+            env={**remote_env, "HOME": str(tmp_path), "FUSION_NO_LOG": "1", "COLUMNS": "200"},
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=120,
+        )
+        os.close(secondary)
+        screen = _drain(primary)
+    finally:
+        os.close(primary)
+    assert done.returncode == 0 and done.stdout.decode().strip() == "fine"
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert "Ⓜ" not in plain
+    # The table's row for the model (the summary line below it escapes names on its own).
+    assert any(model in line and "done" in line for line in plain.splitlines()), plain
+
+
+def _drain(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and everything was read
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks).decode("utf-8", errors="replace")

@@ -20,10 +20,15 @@ from dataclasses import dataclass, field
 from fusion_core.backends.base import Backend, ModelCatalog, ModelInfo
 from fusion_core.errors import ConfigError, FusionError
 
+# The optional catalogue gets at most this long (and never more than --timeout): it is read
+# before the pool starts, so a hanging one must not add a full --timeout to every run.
+CATALOG_TIMEOUT_S = 10.0
+UNAVAILABLE = "model catalogue unavailable"
+
 
 @dataclass
 class Catalog:
-    """Each endpoint's listing, keyed by backend, and notices about the ones that could not be read."""
+    """Each endpoint's listing, keyed by backend, and a notice if some could not be read."""
 
     listings: dict[int, dict[str, ModelInfo]] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
@@ -34,39 +39,53 @@ class Catalog:
 
     def info(self, backend: Backend, model: str) -> ModelInfo | None:
         """The entry for ``model``; an OpenRouter variant (``:nitro``) falls back to its base model."""
-        listing = self.listings.get(id(backend), {})
-        return listing.get(model) or listing.get(model.rpartition(":")[0])
-
-    def _unread(self, backend: Backend, reason: str) -> None:
-        self.listings.pop(id(backend), None)
-        self.notices += (
-            f"the model list of {backend.name} could not be read ({reason}), so model names and prices "
-            "are not checked against it",
-        )
+        return _find(self.listings.get(id(backend), {}), model)
 
 
 async def read_catalog(used: Sequence[tuple[Backend, str]], timeout_s: float) -> Catalog:
-    """The catalogue of every endpoint among ``used`` (backend, model id) pairs, each within ``timeout_s``.
+    """The catalogue of every endpoint among ``used`` (backend, model id) pairs, read concurrently.
 
-    A listing cached by the session is refreshed once when it lacks a wanted id:
-    the endpoint may have started serving that model since.
+    Each gets at most ``min(timeout_s, CATALOG_TIMEOUT_S)``. A listing cached by the
+    session is refreshed once when it lacks a wanted id: the endpoint may have
+    started serving that model since. On any problem the run goes on without that
+    catalogue, with one notice.
     """
-    catalog = Catalog()
-    for backend in {id(b): b for b, _ in used}.values():
-        if not isinstance(backend, ModelCatalog):
-            continue
+    backends = [b for b in {id(b): b for b, _ in used}.values() if isinstance(b, ModelCatalog)]
+    limit_s = min(timeout_s, CATALOG_TIMEOUT_S)
+
+    async def fetch(backend: Backend) -> dict[str, ModelInfo]:
+        assert isinstance(backend, ModelCatalog)
         wanted = {model for b, model in used if b is backend}
-        try:
-            async with asyncio.timeout(timeout_s):
-                catalog.listings[id(backend)] = {info.id: info for info in await backend.list_models()}
-                if any(catalog.info(backend, model) is None for model in wanted):
-                    fresh = await backend.list_models(refresh=True)
-                    catalog.listings[id(backend)] = {info.id: info for info in fresh}
-        except TimeoutError:
-            catalog._unread(backend, f"no answer within {timeout_s:g} s")
-        except FusionError as exc:
-            catalog._unread(backend, exc.message)
+        async with asyncio.timeout(limit_s):
+            listing = {info.id: info for info in await backend.list_models()}
+            if any(_find(listing, model) is None for model in wanted):
+                listing = {info.id: info for info in await backend.list_models(refresh=True)}
+        return listing
+
+    outcomes = await asyncio.gather(*(fetch(b) for b in backends), return_exceptions=True)
+    catalog = Catalog()
+    problems: list[str] = []
+    for backend, outcome in zip(backends, outcomes, strict=True):
+        if isinstance(outcome, dict):
+            catalog.listings[id(backend)] = outcome
+        elif isinstance(outcome, TimeoutError):
+            problems.append(f"{backend.name}: no answer within {limit_s:g} s")
+        elif isinstance(outcome, FusionError):
+            problems.append(f"{backend.name}: {outcome.message}")
+        elif isinstance(outcome, Exception):  # a catalogue plugin's bug must not end the run
+            problems.append(f"{backend.name}: {type(outcome).__name__}")
+        else:
+            raise outcome
+    if problems:
+        catalog.notices = (
+            f"{UNAVAILABLE} ({'; '.join(problems)}); going on without list prices, "
+            "model-name checks and structured-output support",
+        )
     return catalog
+
+
+def _find(listing: dict[str, ModelInfo], model: str) -> ModelInfo | None:
+    return listing.get(model) or listing.get(model.rpartition(":")[0])
 
 
 def check_listed(wanted: Sequence[tuple[str, Backend, str]], catalog: Catalog) -> None:

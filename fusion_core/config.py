@@ -18,6 +18,9 @@ A mistake is reported with the file, the line and the fix::
     models = ["anthropic/claude-3.7-sonnet", "vllm:Qwen/Qwen2.5-Coder-32B"]
     judge = "openai/gpt-4o"
     mode = "merge"
+
+    [limits]                      # bytes read from an endpoint: see fusion_core.limits
+    answer_bytes = 4194304
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fusion_core.errors import ConfigError
+from fusion_core.limits import Limits, parse_limits
 from fusion_core.option_specs import MODES as MODES  # re-exported: the modes a pool may name
 from fusion_core.option_specs import SPECS_BY_NAME, OptionSpec, specs_in
 
@@ -42,6 +46,7 @@ _POOL_KEYS = {spec.key for spec in specs_in("pool")}
 _ENDPOINT_KEYS = {"base_url", "api_key_env", "attribution"}
 _LOCAL_KEYS = {"models", "n_ctx", "n_gpu_layers", "n_threads", "instruct", "cache_dir"}
 _TOP_KEYS = {"local_only", "default_pool", "endpoints", "pools", "local", "max_concurrency", "cost_cap_usd", "lsp"}
+_TOP_KEYS |= {"limits"}  # byte limits on what endpoints send: fusion_core.limits
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class Config:
     endpoints: dict[str, EndpointConfig] = field(default_factory=dict)
     pools: dict[str, PoolConfig] = field(default_factory=dict)
     local: LocalConfig = field(default_factory=LocalConfig)
+    limits: Limits = field(default_factory=Limits)
     # Front-end sections (e.g. [lsp]) are passed through untouched.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -176,6 +182,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         endpoints=endpoints,
         pools=pools,
         local=local,
+        limits=parse_limits(checker.table(data, "limits"), checker.fail),
         extra={k: v for k, v in data.items() if k == "lsp"},
     )
 

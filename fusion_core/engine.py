@@ -18,12 +18,12 @@ import httpx
 
 from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
-from fusion_core.catalog import Catalog, check_listed, read_catalog
+from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
 from fusion_core.config import Config
 from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_calls
 from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
-from fusion_core.framing import Labeled, labels_for, new_nonce
+from fusion_core.framing import labels_for, new_nonce
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
 from fusion_core.models import BackendResolver, Member, expand_pool, split_judge_spec
 from fusion_core.modes import MODES, Verdict
@@ -33,7 +33,7 @@ from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.result import Candidate, FusionResult, JudgeOutcome, RunStatus
 from fusion_core.usage import Pricing, Usage
 
-__all__ = ["DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSettings"]
+__all__ = ["CATALOG_TIMEOUT_S", "DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSettings"]
 
 
 @dataclass(frozen=True)
@@ -279,12 +279,12 @@ class Fusion:
                 break
             jobs = []
             for cand in alive:
-                others = [Labeled(o.label, o.text) for o in alive if o.model != cand.model]
+                # Neutral names and the members' own nonce: the judge's labels and nonce stay hidden.
+                others = [o.text for o in alive if o.model != cand.model]
                 messages = mode.revision_messages(
                     question=plan.prompt,
                     own_answer=cand.text,
                     others=others,
-                    nonce=plan.nonce,
                     round_number=number,
                     system=settings.system,
                 )

@@ -576,16 +576,23 @@ async def explain(
 ) -> tuple[str, Usage]:
     """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
     lines = _split_lines(wire_text(code))
-    first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
-    excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))
     reports = "\n".join(f"- {r.model} ({r.severity}, {r.category}): {r.message}" for r in finding.reports)
     fix = finding.fix.text if finding.fix else "(none)"
+    if not is_local:
+        # Redact the whole file before cutting the excerpt: what makes a line a secret (a
+        # private key's BEGIN line) may lie outside the window. The reports and the fix go
+        # through the same redaction, so they may quote the code. Line breaks are kept.
+        report_lines, fix_lines = _split_lines(wire_text(reports)), _split_lines(wire_text(fix))
+        redacted = _split_lines(redact_code("\n".join([*lines, *report_lines, *fix_lines])).text)
+        code_end, reports_end = len(lines), len(lines) + len(report_lines)
+        lines = redacted[:code_end]
+        reports, fix = "\n".join(redacted[code_end:reports_end]), "\n".join(redacted[reports_end:])
+    first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
+    excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))
     nonce = new_nonce()
     body = (
         f"Code (lines {first}-{last}):\n{excerpt}\n\nReports ({finding.agreement}):\n{reports}\n\nSuggested fix:\n{fix}"
     )
-    if not is_local:
-        body = redact_code(body).text
     user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), block("finding", "F", body, nonce)])
     request = ChatRequest(
         model=model,

@@ -173,7 +173,7 @@ def test_unknown_prices_are_said_not_pretended(server: TestServer, remote_env: d
     (tmp_path / "fusion.toml").write_text('[endpoints.dark]\nbase_url = "http://127.0.0.1:9/v1"\n')
     uncapped = fusion(remote_env, "run", "q", "-m", "mock/alpha", "-m", "dark:m", "--judge", "mock/judge", cwd=tmp_path)
     assert uncapped.returncode == 0, uncapped.stderr
-    assert "model list of dark could not be read" in uncapped.stderr
+    assert "model catalogue unavailable (dark: " in uncapped.stderr
 
 
 def test_model_names_are_text_not_rich_markup(server: TestServer, remote_env: dict[str, str], tmp_path: Path) -> None:

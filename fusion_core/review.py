@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fusion_core.backends.base import Backend, ChatRequest, Completion, Message, ModelCatalog, complete
+from fusion_core.cost import check_cost, estimate_cost
 from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
@@ -66,8 +67,6 @@ LINE_TOLERANCE = 1
 # sim(messages) + CATEGORY_BONUS (same category) must reach this to count as "the same problem".
 SAME_PROBLEM_SCORE = 0.35
 CATEGORY_BONUS = 0.3
-# Rough prompt size in tokens for the cost estimate (about 4 characters a token for code).
-CHARS_PER_TOKEN = 4
 
 _FINDING_PROPERTIES: dict[str, Any] = {
     "start_line": {"type": "integer"},
@@ -554,50 +553,6 @@ def _restored(finding: Finding, redaction: Redaction) -> Finding:
 def _split_lines(text: str) -> list[str]:
     """Lines as LSP counts them: split at \\r\\n, \\n or \\r."""
     return re.split(r"\r\n|\r|\n", text)
-
-
-# -- cost -------------------------------------------------------------------------------
-
-
-async def estimate_cost(jobs: Sequence[Job]) -> tuple[float, list[str]]:
-    """Worst-case USD for ``jobs`` (prompt plus max_tokens of answer), and models with unknown prices.
-
-    Models of endpoints with no price list (local or self-hosted) cost nothing.
-    """
-    total = 0.0
-    unknown = []
-    for job in jobs:
-        backend: Backend = job.backend
-        if not isinstance(backend, ModelCatalog):
-            continue
-        try:
-            infos = {info.id: info for info in await backend.list_models()}
-        except FusionError:
-            unknown.append(job.member)
-            continue
-        info = infos.get(job.request.model)
-        if info is None or info.pricing is None:
-            unknown.append(job.member)
-            continue
-        prompt_tokens = sum(len(m.content) for m in job.request.messages) // CHARS_PER_TOKEN + 1
-        total += info.pricing.cost(prompt_tokens, job.request.max_tokens or DEFAULT_REVIEW_MAX_TOKENS)
-    return total, unknown
-
-
-async def check_cost(jobs: Sequence[Job], cap_usd: float) -> float:
-    """Raise CostCapExceeded unless the worst-case cost of ``jobs`` fits under ``cap_usd``."""
-    cost, unknown = await estimate_cost(jobs)
-    if unknown:
-        raise CostCapExceeded(
-            f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
-            hint="Remove the cost cap, or use models whose endpoint lists prices.",
-        )
-    if cost > cap_usd:
-        raise CostCapExceeded(
-            f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
-            hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.",
-        )
-    return cost
 
 
 # -- explaining a finding ---------------------------------------------------------------

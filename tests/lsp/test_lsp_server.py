@@ -176,6 +176,9 @@ async def test_a_broken_fusion_toml_is_reported_with_its_line(start_lsp, server:
     client = await start_lsp("visual_studio_code")
     shown = await wait_for(lambda: client.messages)
     assert shown[0].type == types.MessageType.Error
-    assert "fusion.toml:3" in shown[0].message and "unknown mode 'vote'" in shown[0].message
+    assert (
+        "fusion.toml:3" in shown[0].message
+        and "mode must be one of best-of, merge, debate, not 'vote'" in shown[0].message
+    )
     uri = open_doc(client, tmp_path)
     assert (await review(client, uri))["findings"] == 2  # the editor's settings still apply

@@ -18,7 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default)")
-    transport.add_argument("--tcp", metavar="HOST:PORT", help="listen for one client on a TCP socket")
+    transport.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="listen on this address only (port 0: any free port, printed on stderr); each client gets its own server",
+    )
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
@@ -52,13 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pygls logs whole messages (document text included) at info level; keep them out unless debugging.
     logging.getLogger("pygls").setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
 
+    if tcp is not None:
+        from fusion_lsp.tcp import child_command, serve_tcp
+
+        serve_tcp(*tcp, child_command(args.log_level))
+        return 0
+
     from fusion_lsp.server import create_server
 
-    server = create_server()
-    if tcp is not None:
-        server.start_tcp(*tcp)
-    else:
-        server.start_io()
+    create_server().start_io()
     return 0
 
 

@@ -34,7 +34,8 @@ _MARKER_ANYWHERE = re.compile(re.escape(_MARKER), re.IGNORECASE)
 # A Content-Length header line anywhere: a frame that began inside a body that was announced too long.
 _NEXT_FRAME = re.compile(rb"content-length:[ \t]*\d{1,19}[ \t]*\r?\n", re.IGNORECASE)
 _NEXT_FRAME_MAX = 64  # bytes such a line can span (the regex bounds the digits)
-_HEADER = re.compile(rb"([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*")
+# No backtracking here: the value is stripped afterwards (a lazy value then r"[ \t]*" is quadratic).
+_HEADER = re.compile(rb"([A-Za-z][A-Za-z0-9-]*)[ \t]*:([^\r\n]*)")
 _LENGTH = re.compile(rb"\d{1,19}")
 _PARTIAL_VALUE = re.compile(rb"[ \t]*\d{0,19}[ \t]*\r?")
 
@@ -127,7 +128,7 @@ class FrameDecoder:
         if not text:
             self._end_of_headers(events)
             return True
-        header = _HEADER.fullmatch(text)
+        header = _HEADER.fullmatch(text) if len(text) <= self.max_line else None
         if header is None or self._headers >= MAX_HEADER_LINES:
             self._garbage(events, "a line that is not an LSP header")
             return True
@@ -136,7 +137,7 @@ class FrameDecoder:
         self._in_garbage = False
         self._headers += 1
         if header.group(1).lower() == b"content-length":
-            self._set_length(header.group(2))
+            self._set_length(header.group(2).strip(b" \t"))
         return True
 
     def _set_length(self, value: bytes) -> None:

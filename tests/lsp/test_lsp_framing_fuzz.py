@@ -8,7 +8,7 @@ from fuzzing import fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fusion_lsp.framing import Frame, FrameDecoder, FramingError
+from fusion_lsp.framing import MAX_HEADER_LINE_BYTES, Frame, FrameDecoder, FramingError
 
 MAX_BODY = 2_000
 MAX_LINE = 200
@@ -45,6 +45,8 @@ adversarial = st.lists(
             b"Content-Le",
             b"ngth: 3\r\n\r\n",
             b"\xff\xfe",
+            b" \t" * 150,
+            b"X-Pad:x",
         ]
     )
     | st.binary(max_size=64),
@@ -67,6 +69,8 @@ def decode(stream: bytes, cuts: list[int]) -> tuple[list[Frame | FramingError], 
     return events, decoder
 
 
+@example(stream=b"X-Pad:x" + b" " * 60_000 + b"x\r\n" + frame(b"{}"), cuts=[])  # was quadratic
+@example(stream=b"Content-Length:" + b"\t" * 60_000 + b"5\r\n\r\n{}", cuts=[])
 @fuzz
 @given(st.binary(max_size=4096) | adversarial, st.lists(st.integers(min_value=0), max_size=12))
 def test_any_bytes_decode_without_error_and_within_bounds(stream: bytes, cuts: list[int]) -> None:
@@ -107,3 +111,13 @@ def test_after_any_garbage_the_frames_that_follow_are_read(
     # Garbage may cost the first frame after it (its header may be read as part of the garbage),
     # never a later one.
     assert got[-(len(bodies_after) - 1) :] == bodies_after[1:]
+
+
+@fuzz
+@given(st.integers(min_value=1, max_value=MAX_HEADER_LINE_BYTES - 16), st.sampled_from([b" ", b"\t", b" \t"]))
+def test_padded_header_lines_up_to_the_limit_cost_linear_time(pad: int, blank: bytes) -> None:
+    # A value, blanks, then a value again: a lazy value followed by r"[ \t]*" backtracked quadratically.
+    line = b"X-Pad: x" + (blank * pad)[:pad] + b"x\r\n"
+    stream = (line + frame(b"{}")) * 10
+    events = FrameDecoder().feed(stream)
+    assert events == [Frame(b"{}")] * 10

@@ -26,6 +26,7 @@ from lsprotocol import types
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
@@ -98,6 +99,24 @@ class FusionProtocol(LanguageServerProtocol):
         self.workspace.remove_text_document(params.text_document.uri)
         self._server.document_closed(params.text_document.uri)
 
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """A JSON-RPC message as pygls' typed object (pygls' rules, but errors are raised as they are).
+
+        pygls logs a full traceback for every message whose params don't fit; here
+        :func:`fusion_lsp.transport.dispatch` answers it with -32602 and one log line.
+        """
+        if "jsonrpc" not in data:
+            return data
+        if "id" not in data:
+            kind = self.get_message_type(data.get("method", "")) or JsonRPCNotification
+        elif "error" in data:
+            kind = types.ResponseErrorMessage
+        elif "method" in data:
+            kind = self.get_message_type(data["method"]) or JsonRPCRequestMessage
+        else:
+            kind = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
+        return self._converter.structure(data, kind)
+
     def handle_message(self, message: Any) -> None:
         super().handle_message(message)
         # pygls files the futures of notification handlers under random ids and never removes
@@ -108,6 +127,9 @@ class FusionProtocol(LanguageServerProtocol):
                     del self._request_futures[msg_id]
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
+        if isinstance(msg_id, bool) or not isinstance(msg_id, int | str):
+            _log.warning("$/cancelRequest for an id that is neither a string nor an integer: ignored")
+            return
         self._server.tasks.cancel_request(msg_id)
         if msg_id in self._request_futures:
             super()._handle_cancel_notification(msg_id)

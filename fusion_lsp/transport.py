@@ -60,9 +60,10 @@ async def serve_stream(read: Callable[[], Awaitable[bytes]], protocol: JsonRPCPr
 
 def report_framing_error(protocol: JsonRPCProtocol, error: FramingError) -> None:
     """Log a framing problem; if a message was lost, tell the client with a -32700 (id null)."""
-    _log.warning("framing: %s", error.message)
     if error.lost_frame:
         send_error(protocol, None, PARSE_ERROR, f"Parse error: {error.message}")
+    else:
+        _log.warning("framing: %s", error.message)
 
 
 def dispatch(protocol: JsonRPCProtocol, body: bytes) -> None:
@@ -93,7 +94,7 @@ def dispatch(protocol: JsonRPCProtocol, body: bytes) -> None:
         return  # pygls drops notifications after shutdown, and so do we
     try:
         message = protocol.structure_message(raw)
-    except Exception as exc:  # noqa: BLE001 - any structuring failure means the params are wrong
+    except Exception as exc:  # noqa: BLE001 - any structuring failure means the message does not fit its method
         reason = _structure_reason(exc)
         if is_request:
             send_error(protocol, msg_id, INVALID_PARAMS, f"Invalid params for {method}: {reason}")
@@ -113,6 +114,7 @@ def dispatch(protocol: JsonRPCProtocol, body: bytes) -> None:
 
 def send_error(protocol: JsonRPCProtocol, msg_id: MsgId, code: int, message: str) -> None:
     """Send one JSON-RPC error response (with ``"id": null`` when the id is unknown)."""
+    _log.warning("answered %s with %d: %s", "a message" if msg_id is None else f"request {msg_id!r}", code, message)
     protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
 

@@ -196,11 +196,24 @@ class RawLsp:
 
     def __init__(self, reader: asyncio.StreamReader, writer: Any, process: asyncio.subprocess.Process | None) -> None:
         self.reader, self.writer, self.process = reader, writer, process
+        self.stderr: list[str] = []  # the spawned server's log lines
+        self._drain: asyncio.Task[None] | None = None
+        if process is not None and process.stderr is not None:
+            self._drain = asyncio.create_task(self._read_stderr(process.stderr))
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.stderr.append(line.decode(errors="replace"))
 
     @classmethod
     async def spawn(cls, env: dict[str, str], *extra: str) -> RawLsp:
         process = await asyncio.create_subprocess_exec(
-            *SERVER_COMMAND, *extra, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
+            *SERVER_COMMAND,
+            *extra,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         assert process.stdout is not None
         return cls(process.stdout, process.stdin, process)
@@ -256,3 +269,5 @@ class RawLsp:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+        if self._drain is not None:
+            await self._drain

@@ -20,6 +20,8 @@ async def raw(lsp_env: dict[str, str], tmp_path: Path) -> AsyncIterator[RawLsp]:
     await lsp.initialize(tmp_path, BASE_OPTIONS)
     yield lsp
     await lsp.close()
+    # Bad input is answered and logged in one line, never with a traceback.
+    assert not [line for line in lsp.stderr if "Traceback" in line], "".join(lsp.stderr)
 
 
 def status_body(msg_id: int) -> bytes:

@@ -93,7 +93,8 @@ async def test_tcp_transport(lsp_env: dict[str, str], tmp_path: Path) -> None:
         assert result.server_info.name == "fusion-lsp"
         await client.shutdown_async(None)
         client.exit(None)
-        await asyncio.wait_for(process.wait(), 10)
+        await asyncio.wait_for(client.stop(), 30)  # the server closes this connection ...
+        assert process.returncode is None  # ... but one client's exit does not stop the listener
     finally:
         if process.returncode is None:
             process.kill()

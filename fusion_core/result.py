@@ -77,6 +77,12 @@ class JudgeOutcome:
     usage: Usage = field(default_factory=Usage)
     error: ErrorInfo | None = None
     raw_replies: tuple[str, ...] = ()
+    finish_reason: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the judge's own reply stopped at ``max_tokens``."""
+        return self.finish_reason == "length"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -84,6 +90,8 @@ class JudgeOutcome:
             "rationale": self.rationale,
             "verdict": self.verdict,
             "usage": self.usage.to_dict(),
+            "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
         }
         if self.error is not None:
             data["error"] = self.error.to_dict()

@@ -1,7 +1,9 @@
-"""Plain-text descriptions of costs, times, errors and events, shared by every front end.
+"""Plain-text descriptions of costs, times, errors, events and verdicts, shared by every front end.
 
 The CLI's line-by-line mode, the notebook's text mode and its widgets all word
-things the same way because they all use these.
+things the same way because they all use these. The judge's verdict is read
+only here (:func:`read_verdict`), and :class:`AnswerSoFar` reads a fused answer
+out of a judge reply that is still being written.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from fusion_core.events import (
 )
 from fusion_core.result import FusionResult, JudgeOutcome
 from fusion_core.usage import Usage
+
+# How every front end words an answer that stopped at max_tokens (finish_reason "length").
+TRUNCATED = "truncated"
+TRUNCATED_HINT = "cut off at max_tokens; raise --max-tokens for a complete answer"
 
 
 def format_cost(usage: Usage | None) -> str:
@@ -91,9 +97,6 @@ def progress_line(event: Event) -> str | None:
 #
 # ``JudgeOutcome.verdict`` is still a mode-specific dict; every front end reads it
 # through :func:`read_verdict`, so when verdicts become typed only this function changes.
-
-TRUNCATED = "truncated"
-TRUNCATED_HINT = "cut off at max_tokens; raise --max-tokens for a complete answer"
 
 
 @dataclass(frozen=True)

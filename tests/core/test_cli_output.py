@@ -6,6 +6,7 @@ test server; the streaming tests give it a real pseudo-terminal.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pty
@@ -15,7 +16,12 @@ import subprocess
 import sys
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fusion_core.display import AnswerSoFar
 from fusion_core.testing.server import TestServer
+from tests.fuzzing import fuzz
 
 FUSION = [sys.executable, "-m", "fusion_core"]
 # Wide enough that no line of the summary wraps, whatever rich's default for pipes.
@@ -221,3 +227,18 @@ def test_best_of_on_a_terminal_prints_the_winner_once(remote_env: dict[str, str]
     screen = proc.stdout.decode()
     assert screen.count('[theta] On "Why is the sky blue?"') == 1
     assert "winner mock/theta" in screen
+
+
+@fuzz
+@given(
+    answer=st.text(),
+    before=st.sampled_from(["", "Here is my verdict:\n```json\n", "  "]),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=40),
+)
+def test_the_answer_so_far_is_always_a_prefix_of_the_answer(answer: str, before: str, cuts: list[int]) -> None:
+    reply = before + json.dumps({"answer": answer, "confidence": 0.5, "consensus": ["x"]}, ensure_ascii=False)
+    reply += "\n```\nHope this helps."
+    edges = sorted({0, len(reply), *(c % (len(reply) + 1) for c in cuts)})
+    reader = AnswerSoFar()
+    shown = "".join(reader.feed(reply[a:b]) for a, b in itertools.pairwise(edges))
+    assert shown == answer.lstrip()

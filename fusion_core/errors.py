@@ -17,18 +17,22 @@ boundary where they occur, so callers only ever catch these::
     │   ├── BackendTimeout      408, or no answer within the timeout
     │   ├── UpstreamError       5xx, in-band errors, a stream that died
     │   ├── BadResponse         garbage JSON or an empty reply
+    │   ├── ResponseTooLarge    a reply over a [limits] size (line, event, answer, body)
     │   ├── ModelLoadError      a local model that cannot be loaded
     │   └── InternalError       a bug inside a backend, contained to that one call
     ├── JudgeError              the judge's reply was unusable, even after one repair
     └── AllCandidatesFailed     no candidate produced an answer
 
 Each error has a short ``kind`` string used in results and JSON output, and a
-``hint`` saying what the user can do about it.
+``hint`` saying what the user can do about it. Messages and hints are scrubbed of
+API keys when the error is made (:func:`fusion_core.secrets.scrub`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from fusion_core.secrets import scrub
 
 __all__ = [
     "AllCandidatesFailed",
@@ -48,6 +52,7 @@ __all__ = [
     "ModelLoadError",
     "NoCredits",
     "RateLimited",
+    "ResponseTooLarge",
     "UpstreamError",
 ]
 
@@ -59,10 +64,12 @@ class FusionError(Exception):
     hint = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Scrubbed once, here: error text often quotes what an endpoint sent, key included.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
         if hint is not None:
-            self.hint = hint
+            self.hint = scrub(hint)
 
     def describe(self) -> str:
         """One or two lines for a human: what happened, then what to do."""
@@ -166,6 +173,21 @@ class UpstreamError(BackendError):
 class BadResponse(BackendError):
     kind = "bad_response"
     hint = "The endpoint answered with something that is not the OpenAI wire format."
+
+
+class ResponseTooLarge(BackendError):
+    """An endpoint sent more than a configured limit; ``limit`` names the [limits] key."""
+
+    kind = "too_large"
+
+    def __init__(self, message: str, *, limit: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.limit = limit
+        if "hint" not in details:
+            self.hint = (
+                f"The endpoint sent far more than a model normally does. If the answer is wanted, "
+                f"raise {limit} under [limits] in fusion.toml; otherwise drop this model."
+            )
 
 
 class ModelLoadError(BackendError):

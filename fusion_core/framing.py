@@ -4,15 +4,24 @@ Candidates go in the *user* message, each inside a block whose delimiters
 carry a per-run random nonce. A candidate cannot close its block early: it
 would need the nonce, and any text shaped like a delimiter is defanged. Model
 names never reach the judge; it sees shuffled labels (A, B, C ...).
+
+Defanging matches on a folded view of the text (NFKC, lower case, format and
+combining characters dropped), because a model reads ``ＡＢ12``, ``AB12`` and
+``a\u200bb12`` as the same token; the text itself is left as it is elsewhere.
+Pool members in a debate get their own nonce and neutral names
+(:mod:`fusion_core.modes.debate`), so they never see the judge's.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from fusion_core.backends.base import Message
@@ -51,9 +60,75 @@ def labels_for(count: int) -> list[str]:
 
 
 def escape_block(text: str, nonce: str) -> str:
-    """Make ``text`` safe to place inside a nonce-delimited block."""
-    text = text.replace(nonce, "[redacted]")
-    return _DELIMITER_LIKE.sub(lambda m: "‹‹‹" if m.group() == "<<<" else "›››", text)
+    """Make ``text`` safe to place inside a nonce-delimited block.
+
+    The nonce becomes ``[redacted]`` and ``<<<``/``>>>`` become ``‹‹‹``/``›››``, also when
+    written in another case, in compatibility forms (fullwidth, ligatures) or split by
+    zero-width characters.
+    """
+    folded, folded_starts, original_starts = _fold(text)
+    spans: list[tuple[int, int, str]] = []
+    needle = _fold(nonce)[0]
+    if needle:
+        pos = 0
+        while (found := folded.find(needle, pos)) != -1:
+            spans.append((found, found + len(needle), "[redacted]"))
+            pos = found + len(needle)
+    for match in _DELIMITER_LIKE.finditer(folded):
+        spans.append((match.start(), match.end(), "‹‹‹" if match.group() == "<<<" else "›››"))
+    if not spans:
+        return text
+    out: list[str] = []
+    done = 0
+    for start, end, replacement in sorted(spans):
+        first = _original_index(start, folded_starts, original_starts, text)
+        last = _original_index(end - 1, folded_starts, original_starts, text)
+        if first < done:
+            continue  # overlaps a span already replaced
+        out += [text[done:first], replacement]
+        done = last + 1
+    out.append(text[done:])
+    return "".join(out)
+
+
+# Runs of ASCII fold by lower(), keeping their length; other characters fold one by one.
+_FOLD_SEGMENT = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]")
+# Invisible to a reader, so dropped before matching: format (zero-width space, joiners,
+# soft hyphen, BOM) and combining marks.
+_INVISIBLE = {"Cf", "Mn", "Me"}
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    if unicodedata.category(char) in _INVISIBLE:
+        return ""
+    return "".join(c for c in unicodedata.normalize("NFKC", char).lower() if unicodedata.category(c) not in _INVISIBLE)
+
+
+def _fold(text: str) -> tuple[str, list[int], list[int]]:
+    """The folded text, and for each non-empty segment its start there and in ``text``."""
+    pieces: list[str] = []
+    folded_starts: list[int] = []
+    original_starts: list[int] = []
+    length = 0
+    for match in _FOLD_SEGMENT.finditer(text):
+        segment = match.group()
+        folded = segment.lower() if segment.isascii() else _fold_char(segment)
+        if folded:
+            pieces.append(folded)
+            folded_starts.append(length)
+            original_starts.append(match.start())
+            length += len(folded)
+    return "".join(pieces), folded_starts, original_starts
+
+
+def _original_index(position: int, folded_starts: list[int], original_starts: list[int], text: str) -> int:
+    """The index in the original text of the character that folded to ``position``."""
+    k = bisect.bisect_right(folded_starts, position) - 1
+    start = original_starts[k]
+    if text[start].isascii():
+        return start + position - folded_starts[k]
+    return start
 
 
 def block(kind: str, label: str, text: str, nonce: str) -> str:

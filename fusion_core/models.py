@@ -28,7 +28,7 @@ from fusion_core.backends.openai_http import (
 )
 from fusion_core.config import Config
 from fusion_core.errors import ConfigError, EgressBlocked, MissingKey
-from fusion_core.secrets import Secret
+from fusion_core.secrets import Secret, register_env_keys
 
 OPENROUTER = "openrouter"
 LOCAL_PREFIX = "local/"
@@ -130,6 +130,9 @@ class BackendResolver:
         self._clients = clients
         self._local_only = local_only or config.local_only
         self._env = os.environ if env is None else env
+        # Every configured key is scrubbed from output from now on, used in this run or not.
+        key_names = [OPENROUTER_KEY_ENV, *(e.api_key_env for e in config.endpoints.values())]
+        register_env_keys(self._env, key_names)
         self._http: dict[str, OpenAICompatibleBackend] = {}
         self._custom: dict[str, Backend] = {}
 
@@ -216,6 +219,7 @@ class BackendResolver:
                 clients=self._clients,
                 attribution=True,
                 openrouter_fields=True,
+                limits=self._config.limits,
             )
         conf = self._config.endpoints[endpoint]
         key_value = self._env.get(conf.api_key_env, "").strip() if conf.api_key_env else ""
@@ -230,4 +234,5 @@ class BackendResolver:
             api_key=Secret(key_value) if key_value else None,
             clients=self._clients,
             attribution=conf.attribution,
+            limits=self._config.limits,
         )

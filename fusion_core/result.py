@@ -1,4 +1,8 @@
-"""The outcome of a fusion run: plain data that serialises to JSON."""
+"""The outcome of a fusion run: plain data that serialises to JSON.
+
+Every text field is scrubbed of registered API keys as the object is made
+(:mod:`fusion_core.secrets`), so no front end, log or JSON dump can show one.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fusion_core.secrets import scrub, scrub_data, scrub_known
 from fusion_core.usage import Usage
 
 CandidateStatus = Literal["waiting", "streaming", "ok", "failed", "cancelled"]
@@ -20,6 +25,10 @@ class ErrorInfo:
     message: str
     status: int | None = None
     hint: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", scrub(self.message))
+        object.__setattr__(self, "hint", scrub(self.hint))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "message": self.message}
@@ -43,6 +52,9 @@ class Candidate:
     usage: Usage = field(default_factory=Usage)
     round: int = 1
     finish_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", scrub_known(self.text))
 
     @property
     def ok(self) -> bool:
@@ -84,11 +96,15 @@ class JudgeOutcome:
         """True when the judge's own reply stopped at ``max_tokens``."""
         return self.finish_reason == "length"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rationale", scrub(self.rationale))
+        object.__setattr__(self, "raw_replies", tuple(scrub_known(r) for r in self.raw_replies))
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "model": self.model,
             "rationale": self.rationale,
-            "verdict": self.verdict,
+            "verdict": scrub_data(self.verdict),
             "usage": self.usage.to_dict(),
             "finish_reason": self.finish_reason,
             "truncated": self.truncated,
@@ -112,6 +128,10 @@ class FusionResult:
     wall_s: float
     rounds: tuple[tuple[Candidate, ...], ...] = ()
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answer", scrub_known(self.answer))
+        object.__setattr__(self, "warnings", tuple(scrub(w) for w in self.warnings))
 
     @property
     def ok(self) -> bool:

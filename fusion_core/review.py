@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, complete
+from fusion_core.backends.base import Backend, ChatRequest, Completion, Message, ModelCatalog, complete
+from fusion_core.cost import check_cost, estimate_cost
 from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
@@ -66,8 +67,6 @@ LINE_TOLERANCE = 1
 # sim(messages) + CATEGORY_BONUS (same category) must reach this to count as "the same problem".
 SAME_PROBLEM_SCORE = 0.35
 CATEGORY_BONUS = 0.3
-# Rough prompt size in tokens for the cost estimate (about 4 characters a token for code).
-CHARS_PER_TOKEN = 4
 
 _FINDING_PROPERTIES: dict[str, Any] = {
     "start_line": {"type": "integer"},
@@ -556,50 +555,6 @@ def _split_lines(text: str) -> list[str]:
     return re.split(r"\r\n|\r|\n", text)
 
 
-# -- cost -------------------------------------------------------------------------------
-
-
-async def estimate_cost(jobs: Sequence[Job]) -> tuple[float, list[str]]:
-    """Worst-case USD for ``jobs`` (prompt plus max_tokens of answer), and models with unknown prices.
-
-    Models of endpoints with no price list (local or self-hosted) cost nothing.
-    """
-    total = 0.0
-    unknown = []
-    for job in jobs:
-        backend: Backend = job.backend
-        if not isinstance(backend, ModelCatalog):
-            continue
-        try:
-            infos = {info.id: info for info in await backend.list_models()}
-        except FusionError:
-            unknown.append(job.member)
-            continue
-        info = infos.get(job.request.model)
-        if info is None or info.pricing is None:
-            unknown.append(job.member)
-            continue
-        prompt_tokens = sum(len(m.content) for m in job.request.messages) // CHARS_PER_TOKEN + 1
-        total += info.pricing.cost(prompt_tokens, job.request.max_tokens or DEFAULT_REVIEW_MAX_TOKENS)
-    return total, unknown
-
-
-async def check_cost(jobs: Sequence[Job], cap_usd: float) -> float:
-    """Raise CostCapExceeded unless the worst-case cost of ``jobs`` fits under ``cap_usd``."""
-    cost, unknown = await estimate_cost(jobs)
-    if unknown:
-        raise CostCapExceeded(
-            f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
-            hint="Remove the cost cap, or use models whose endpoint lists prices.",
-        )
-    if cost > cap_usd:
-        raise CostCapExceeded(
-            f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
-            hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.",
-        )
-    return cost
-
-
 # -- explaining a finding ---------------------------------------------------------------
 
 EXPLAIN_INSTRUCTIONS = (
@@ -618,19 +573,29 @@ async def explain(
     *,
     is_local: bool,
     cost_cap_usd: float | None = None,
-) -> tuple[str, Usage]:
-    """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
+) -> Completion:
+    """The judge's rationale for ``finding`` (``finish_reason`` ``length``: cut at max_tokens).
+
+    ``code`` is the file text, redacted here if the judge is remote.
+    """
     lines = _split_lines(wire_text(code))
-    first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
-    excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))
     reports = "\n".join(f"- {r.model} ({r.severity}, {r.category}): {r.message}" for r in finding.reports)
     fix = finding.fix.text if finding.fix else "(none)"
+    if not is_local:
+        # Redact the whole file before cutting the excerpt: what makes a line a secret (a
+        # private key's BEGIN line) may lie outside the window. The reports and the fix go
+        # through the same redaction, so they may quote the code. Line breaks are kept.
+        report_lines, fix_lines = _split_lines(wire_text(reports)), _split_lines(wire_text(fix))
+        redacted = _split_lines(redact_code("\n".join([*lines, *report_lines, *fix_lines])).text)
+        code_end, reports_end = len(lines), len(lines) + len(report_lines)
+        lines = redacted[:code_end]
+        reports, fix = "\n".join(redacted[code_end:reports_end]), "\n".join(redacted[reports_end:])
+    first, last = max(1, finding.start_line - 8), min(len(lines), finding.end_line + 8)
+    excerpt = "\n".join(f"{n}| {lines[n - 1]}" for n in range(first, last + 1))
     nonce = new_nonce()
     body = (
         f"Code (lines {first}-{last}):\n{excerpt}\n\nReports ({finding.agreement}):\n{reports}\n\nSuggested fix:\n{fix}"
     )
-    if not is_local:
-        body = redact_code(body).text
     user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), block("finding", "F", body, nonce)])
     request = ChatRequest(
         model=model,
@@ -641,4 +606,4 @@ async def explain(
     if cost_cap_usd is not None:
         await check_cost([Job(member=model, label="judge", backend=backend, request=request)], cost_cap_usd)
     reply = await complete(backend, request)
-    return reply.text.strip(), reply.usage
+    return replace(reply, text=reply.text.strip())

@@ -3,7 +3,8 @@
 The CLI records every run in ``$XDG_DATA_HOME/fusion/runs.db`` (default
 ``~/.local/share/fusion/runs.db``) unless ``--no-log`` or ``FUSION_NO_LOG=1``
 says not to; ``FUSION_LOG_DB`` points it elsewhere. Only the result is stored:
-prompt, answer, candidates, verdict and usage. No key is ever part of a result.
+prompt, answer, candidates, verdict and usage. No key is ever part of a result,
+and a key pasted into the prompt is masked before it is written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from fusion_core.errors import ConfigError
 from fusion_core.result import FusionResult
+from fusion_core.secrets import scrub_known
 
 LOG_DB_ENV = "FUSION_LOG_DB"
 NO_LOG_ENV = "FUSION_NO_LOG"
@@ -129,7 +131,7 @@ class RunLog:
                     time.time() if now is None else now,
                     result.mode,
                     result.status,
-                    prompt,
+                    scrub_known(prompt),  # a pasted key stays out of the log
                     result.answer,
                     result.wall_s,
                     result.usage.cost,

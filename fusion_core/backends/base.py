@@ -6,13 +6,21 @@ A backend has a single async streaming method; the non-streaming call
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from fusion_core.usage import Pricing, Usage
 
 Role = Literal["system", "user", "assistant"]
+
+# Bounds on what a /models entry may claim; anything outside is treated as unknown.
+MAX_CONTEXT_LENGTH = 1 << 32
+MAX_PRICE_USD = 1000.0
+MAX_ID_CHARS = 512
+MAX_PARAMETERS = 256
+MAX_PARAMETER_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,9 @@ class ChatRequest:
     # A JSON schema the reply must follow; backends that cannot enforce it ignore it.
     json_schema: dict[str, Any] | None = None
     stop: tuple[str, ...] = ()
+    # Provider options passed through as they are (``-o top_p 0.9``); backends that
+    # cannot pass them on ignore them.
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,82 @@ class ModelInfo:
     def supports_json_schema(self) -> bool:
         return "structured_outputs" in self.supported_parameters or ("response_format" in self.supported_parameters)
 
+    @classmethod
+    def from_openai(cls, entry: Any) -> ModelInfo | None:
+        """One /models entry, or None when it is not a usable model object.
+
+        The catalogue is outside input: a field of the wrong type or out of range
+        (``context_length: 1e400``, a price that is not a number) becomes unknown
+        rather than an exception.
+        """
+        if not isinstance(entry, dict):
+            return None
+        model_id = entry.get("id")
+        if not isinstance(model_id, str) or not model_id or len(model_id) > MAX_ID_CHARS:
+            return None
+        name = entry.get("name")
+        params = entry.get("supported_parameters")
+        return cls(
+            id=model_id,
+            name=name[:MAX_ID_CHARS] if isinstance(name, str) and name else model_id,
+            context_length=whole_number(entry.get("context_length"), MAX_CONTEXT_LENGTH),
+            pricing=_pricing(entry.get("pricing")),
+            supported_parameters=tuple(
+                p for p in params[:MAX_PARAMETERS] if isinstance(p, str) and len(p) <= MAX_PARAMETER_CHARS
+            )
+            if isinstance(params, list)
+            else (),
+        )
+
+
+def parse_catalog(data: Any) -> list[ModelInfo]:
+    """The models of a /models body (``{"data": [...]}``); malformed entries are skipped.
+
+    Raises ValueError when the body is not a model listing at all.
+    """
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError('expected {"data": [...]}')
+    return [info for entry in entries if (info := ModelInfo.from_openai(entry)) is not None]
+
+
+def bounded_number(value: Any, maximum: float) -> float | None:
+    """A JSON number that is finite and within 0..maximum, else None (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int of thousands of digits
+        return None
+    return number if math.isfinite(number) and 0.0 <= number <= maximum else None
+
+
+def whole_number(value: Any, maximum: int) -> int | None:
+    """A positive whole number up to ``maximum`` (JSON may spell it 4096.0), else None."""
+    number = bounded_number(value, maximum)
+    return int(number) if number and number.is_integer() else None
+
+
+def _price(value: Any) -> float | None:
+    """A USD price from a decimal string (OpenRouter's form) or a number."""
+    if isinstance(value, str) and len(value) <= MAX_PARAMETER_CHARS:
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    return bounded_number(value, MAX_PRICE_USD)
+
+
+def _pricing(data: Any) -> Pricing | None:
+    """Prompt and completion prices are required; a missing per-request price is free."""
+    if not isinstance(data, dict):
+        return None
+    prompt, completion = _price(data.get("prompt")), _price(data.get("completion"))
+    request = _price(data.get("request") or 0)
+    if prompt is None or completion is None or request is None:
+        return None
+    return Pricing(prompt=prompt, completion=completion, request=request)
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -84,8 +171,8 @@ class Backend(Protocol):
 class ModelCatalog(Protocol):
     """Optional: a backend that can list its models (prices, structured output support)."""
 
-    async def list_models(self) -> list[ModelInfo]:
-        """Every model the endpoint serves."""
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """Every model the endpoint serves (a cached listing unless ``refresh``)."""
         ...
 
 

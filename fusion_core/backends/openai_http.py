@@ -2,23 +2,27 @@
 
 The same class talks to OpenRouter, vLLM, a llama.cpp server or Ollama; they
 differ only in base URL, key variable and a few request fields. The SSE loop
-follows OpenRouter's documented wire format: ``:`` comment lines are skipped
-(httpx-sse does that), ``[DONE]`` ends the stream, an ``error`` object inside
-the stream raises, and the last event carries usage with cost.
+follows OpenRouter's documented wire format: ``:`` comment lines are skipped,
+``[DONE]`` ends the stream, an ``error`` object inside the stream raises, and
+the last event carries usage with cost.
+
+Everything the endpoint sends is read through :mod:`fusion_core.backends.sse`
+under the session's :class:`~fusion_core.limits.Limits`, and every field taken
+from a payload is type-checked here, so a broken or hostile endpoint costs one
+candidate (``too_large``, ``bad_response``), never the run or the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, SSEError
 
-from fusion_core.backends.base import ChatRequest, Chunk, ModelInfo
+from fusion_core.backends.base import ChatRequest, Chunk, ModelInfo, bounded_number, parse_catalog, whole_number
 from fusion_core.backends.retry import RetryPolicy, parse_retry_after
+from fusion_core.backends.sse import ACCEPT_ENCODING, aiter_events, loads_json, read_capped
 from fusion_core.errors import (
     AuthError,
     BackendError,
@@ -28,10 +32,12 @@ from fusion_core.errors import (
     Forbidden,
     NoCredits,
     RateLimited,
+    ResponseTooLarge,
     UpstreamError,
 )
+from fusion_core.limits import Limits, format_bytes
 from fusion_core.secrets import Secret, redact
-from fusion_core.usage import Pricing, Usage
+from fusion_core.usage import Usage
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENROUTER_KEY_ENV = "OPENROUTER_API_KEY"
@@ -41,6 +47,11 @@ APP_TITLE = "Fusion"
 DEFAULT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 64
+# An error message from the endpoint is shown to the user; a screenful is plenty.
+MAX_MESSAGE_CHARS = 500
+# Token counts beyond this are not counts (JSON numbers can be 1e400 or 10**4000).
+MAX_TOKENS_COUNT = 1 << 40
+MAX_COST_USD = 1e6
 
 
 class HttpClients:
@@ -90,12 +101,15 @@ class OpenAICompatibleBackend:
         retry: RetryPolicy | None = None,
         attribution: bool = False,
         openrouter_fields: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._clients = clients
+        self._timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
+        self.limits = limits or Limits()
         self._retry = retry or RetryPolicy()
         self._attribution = attribution
         self._openrouter_fields = openrouter_fields
@@ -125,27 +139,49 @@ class OpenAICompatibleBackend:
 
     # -- the ModelCatalog protocol ---------------------------------------------
 
-    async def list_models(self) -> list[ModelInfo]:
-        """The endpoint's /models, fetched once per backend."""
-        if self._models is None:
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The endpoint's /models, fetched once per backend (again with ``refresh``).
+
+        Bounded in size (``limits.catalog_bytes``) and in total time (the
+        backend's timeout, even against a server that trickles bytes);
+        entries that are not model objects are skipped.
+        """
+        if self._models is None or refresh:
             try:
-                response = await self._clients.get(self.base_url).get(
-                    "/models", headers=self._headers(), timeout=self._timeout
-                )
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, model="") from exc
-            if response.status_code >= 400:
-                raise self._status_error(response, model="")
-            try:
-                entries = response.json()["data"]
-                self._models = [_model_info(entry) for entry in entries]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise BadResponse(
-                    "the /models listing is not in the OpenAI format",
-                    backend=self.name,
-                    status=response.status_code,
-                ) from exc
+                async with asyncio.timeout(self._timeout_s):
+                    self._models = await self._fetch_models()
+            except TimeoutError:
+                raise BackendTimeout(
+                    f"{self.base_url}/models: no complete answer within {self._timeout_s:g} s", backend=self.name
+                ) from None
         return self._models
+
+    async def _fetch_models(self) -> list[ModelInfo]:
+        client = self._clients.get(self.base_url)
+        limit = self.limits.catalog_bytes
+        try:
+            async with client.stream("GET", "/models", headers=self._headers(), timeout=self._timeout) as response:
+                if response.status_code >= 400:
+                    raise await self._status_error(response, model="")
+                body = await read_capped(response, limit + 1, what="the /models listing")
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model="") from exc
+        except BadResponse as exc:  # from the bounded reader: an encoding it cannot inflate
+            raise BadResponse(f"{self.base_url}/models: {exc.message}", backend=self.name, hint=exc.hint) from None
+        if len(body) > limit:
+            raise ResponseTooLarge(
+                f"{self.base_url}/models: the listing exceeded {format_bytes(limit)}",
+                limit="catalog_bytes",
+                backend=self.name,
+            )
+        try:
+            return parse_catalog(loads_json(body))
+        except ValueError as exc:
+            raise BadResponse(
+                f"{self.base_url}/models: the listing is not in the OpenAI format ({str(exc)[:80]})",
+                backend=self.name,
+                status=response.status_code,
+            ) from None
 
     # -- internals -------------------------------------------------------------
 
@@ -160,39 +196,59 @@ class OpenAICompatibleBackend:
                 timeout=self._timeout,
             ) as response:
                 if response.status_code >= 400:
-                    await response.aread()
-                    raise self._status_error(response, model=request.model)
+                    raise await self._status_error(response, model=request.model)
                 async for chunk in self._read_events(response, request.model):
                     yield chunk
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model=request.model) from exc
 
     async def _read_events(self, response: httpx.Response, model: str) -> AsyncIterator[Chunk]:
+        content_type = response.headers.get("content-type", "").partition(";")[0]
+        if "text/event-stream" not in content_type:
+            raise BadResponse(
+                f"{model} did not answer with an event stream (content-type {content_type[:60]!r})",
+                backend=self.name,
+                model=model,
+            )
         done = False
+        answer_bytes = 0
         try:
-            async for event in EventSource(response).aiter_sse():
+            async for event in aiter_events(response, self.limits):
                 if event.data == "[DONE]":
                     done = True
                     break
                 if not event.data:
                     continue
                 try:
-                    payload = json.loads(event.data)
-                except json.JSONDecodeError as exc:
+                    payload = loads_json(event.data)
+                except ValueError:
+                    # The event itself is not quoted: an endpoint may echo the request's key.
                     raise BadResponse(
-                        f"{model} sent a stream event that is not JSON: {event.data[:80]!r}",
+                        f"{model} sent a stream event that is not JSON ({len(event.data)} characters)",
                         backend=self.name,
                         model=model,
-                    ) from exc
+                    ) from None
                 chunk = self._chunk_from_payload(payload, model)
-                if chunk is not None:
-                    yield chunk
-        except SSEError as exc:
-            raise BadResponse(
-                f"{model} did not answer with an event stream ({exc})",
-                backend=self.name,
-                model=model,
-            ) from exc
+                if chunk is None:
+                    continue
+                answer_bytes += len(chunk.text.encode("utf-8", errors="replace"))
+                if answer_bytes > self.limits.answer_bytes:
+                    raise ResponseTooLarge(
+                        f"{model}: the answer exceeded {format_bytes(self.limits.answer_bytes)}",
+                        limit="answer_bytes",
+                        backend=self.name,
+                        model=model,
+                    )
+                yield chunk
+        except ResponseTooLarge as exc:
+            if exc.model:
+                raise
+            # Raised by the bounded reader, which does not know whose stream it reads.
+            raise ResponseTooLarge(f"{model}: {exc.message}", limit=exc.limit, backend=self.name, model=model) from None
+        except BadResponse as exc:
+            if exc.model:
+                raise
+            raise BadResponse(f"{model}: {exc.message}", backend=self.name, model=model, hint=exc.hint) from None
         if not done:
             raise UpstreamError(
                 f"{model}'s stream ended without [DONE] (connection lost)",
@@ -203,21 +259,20 @@ class OpenAICompatibleBackend:
     def _chunk_from_payload(self, payload: Any, model: str) -> Chunk | None:
         if not isinstance(payload, dict):
             raise BadResponse(f"{model} sent an unexpected event", backend=self.name, model=model)
-        choices = payload.get("choices") or []
-        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        choices = payload.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
         error = payload.get("error") or choice.get("error")
-        if error or choice.get("finish_reason") == "error":
+        finish_reason = choice.get("finish_reason")
+        if error or finish_reason == "error":
             raise self._in_band_error(error if isinstance(error, dict) else {}, model)
-        delta = choice.get("delta") or choice.get("message") or {}
-        text = delta.get("content") or ""
-        usage = payload.get("usage")
-        if not text and not usage and not choice.get("finish_reason"):
+        delta = choice.get("delta") or choice.get("message")
+        text = delta.get("content") if isinstance(delta, dict) else None
+        text = text if isinstance(text, str) else ""
+        usage = _usage(payload.get("usage"))
+        finish = finish_reason[:MAX_MESSAGE_CHARS] if isinstance(finish_reason, str) and finish_reason else None
+        if not text and usage is None and finish is None:
             return None
-        return Chunk(
-            text=text if isinstance(text, str) else "",
-            usage=Usage.from_openai(usage) if isinstance(usage, dict) else None,
-            finish_reason=choice.get("finish_reason"),
-        )
+        return Chunk(text=text, usage=usage, finish_reason=finish)
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -243,13 +298,16 @@ class OpenAICompatibleBackend:
                     "schema": request.json_schema["schema"],
                 },
             }
+        for key, value in request.provider_options.items():
+            body.setdefault(key, value)  # never over what Fusion itself set
         if self._openrouter_fields:
             # Older OpenRouter docs require this for cost in usage; newer ones ignore it.
             body["usage"] = {"include": True}
         return body
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream"}
+        # Only encodings the bounded reader can inflate step by step (httpx would add br and zstd).
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": ACCEPT_ENCODING}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
         if self._attribution:
@@ -257,9 +315,13 @@ class OpenAICompatibleBackend:
             headers["X-Title"] = APP_TITLE
         return headers
 
-    def _status_error(self, response: httpx.Response, *, model: str) -> BackendError:
+    async def _status_error(self, response: httpx.Response, *, model: str) -> BackendError:
         status = response.status_code
-        message, metadata = _error_body(response)
+        try:
+            body = await read_capped(response, self.limits.error_body_bytes, what="the error body")
+        except BadResponse:
+            body = b""  # an undecodable error page: the status alone says enough
+        message, metadata = _error_body(body)
         message = redact(message or response.reason_phrase or f"HTTP {status}", self._api_key)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         who = model or self.base_url
@@ -279,7 +341,10 @@ class OpenAICompatibleBackend:
             )
         if status == 403:
             reasons = metadata.get("reasons") if isinstance(metadata, dict) else None
-            detail = f" ({', '.join(map(str, reasons))})" if isinstance(reasons, list) else ""
+            shown = (
+                [r[:MAX_MESSAGE_CHARS] for r in reasons[:10] if isinstance(r, str)] if isinstance(reasons, list) else []
+            )
+            detail = f" ({redact(', '.join(shown), self._api_key)})" if shown else ""
             return Forbidden(f"{who}: {status} blocked{detail}: {message}", **common)
         if status == 408:
             return BackendTimeout(f"{who}: {status} request timed out", **common)
@@ -291,8 +356,10 @@ class OpenAICompatibleBackend:
 
     def _in_band_error(self, error: dict[str, Any], model: str) -> BackendError:
         code = error.get("code")
-        status = code if isinstance(code, int) else None
-        message = redact(str(error.get("message") or "the provider reported an error"), self._api_key)
+        status = code if isinstance(code, int) and 100 <= code <= 599 else None
+        raw = error.get("message")
+        message = raw[:MAX_MESSAGE_CHARS] if isinstance(raw, str) and raw else "the provider reported an error"
+        message = redact(message, self._api_key)
         common: dict[str, Any] = {"backend": self.name, "model": model, "status": status}
         text = f"{model}: error mid-stream{f' {status}' if status else ''}: {message}"
         if status == 402:
@@ -319,25 +386,35 @@ class OpenAICompatibleBackend:
         )
 
 
-def _error_body(response: httpx.Response) -> tuple[str, Any]:
+def _error_body(body: bytes) -> tuple[str, Any]:
+    """The message and metadata of an error body (a bounded prefix of it, JSON or not)."""
     try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return response.text[:200].strip(), None
+        data = loads_json(body)
+    except ValueError:
+        return body[:200].decode("utf-8", errors="replace").strip(), None
+    error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
-        return str(error.get("message") or ""), error.get("metadata")
+        message = error.get("message")
+        return (message[:MAX_MESSAGE_CHARS] if isinstance(message, str) else ""), error.get("metadata")
     if isinstance(error, str):
-        return error, None
+        return error[:MAX_MESSAGE_CHARS], None
     return "", None
 
 
-def _model_info(entry: dict[str, Any]) -> ModelInfo:
-    pricing = entry.get("pricing")
-    context = entry.get("context_length")
-    return ModelInfo(
-        id=str(entry["id"]),
-        name=str(entry.get("name") or entry["id"]),
-        context_length=int(context) if isinstance(context, int | float) else None,
-        pricing=Pricing.from_openrouter(pricing) if isinstance(pricing, dict) else None,
-        supported_parameters=tuple(entry.get("supported_parameters") or ()),
+def _usage(data: Any) -> Usage | None:
+    """A ``usage`` object with every number checked: whole, finite, in range (else 0 or unknown)."""
+    if not isinstance(data, dict):
+        return None
+    prompt_details = data.get("prompt_tokens_details")
+    completion_details = data.get("completion_tokens_details")
+    return Usage(
+        prompt_tokens=_tokens(data, "prompt_tokens"),
+        completion_tokens=_tokens(data, "completion_tokens"),
+        cost=bounded_number(data.get("cost"), MAX_COST_USD),
+        cached_tokens=_tokens(prompt_details, "cached_tokens"),
+        reasoning_tokens=_tokens(completion_details, "reasoning_tokens"),
     )
+
+
+def _tokens(data: Any, key: str) -> int:
+    return (whole_number(data.get(key), MAX_TOKENS_COUNT) if isinstance(data, dict) else None) or 0

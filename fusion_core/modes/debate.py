@@ -3,6 +3,11 @@
 Round 1 is the independent answers; each later round shows every model the
 others' latest answers (anonymised, as untrusted data) and asks it to revise.
 The debate stops early once no model changes its answer meaningfully.
+
+Members never see the judge's framing: each revision prompt has its own fresh
+nonce and calls the other answers "expert 1", "expert 2" ..., not the judge's
+labels, so a member cannot work out which label the judge will know it by, nor
+copy the judge's nonce into its answer.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 from fusion_core.backends.base import Message
-from fusion_core.framing import DATA_NOTICE, Labeled, block
+from fusion_core.framing import DATA_NOTICE, block, new_nonce
 from fusion_core.modes.merge import Merge
 
 DEFAULT_ROUNDS = 2
@@ -27,19 +32,20 @@ class Debate(Merge):
         *,
         question: str,
         own_answer: str,
-        others: Sequence[Labeled],
-        nonce: str,
+        others: Sequence[str],
         round_number: int,
         system: str | None = None,
     ) -> tuple[Message, ...]:
-        """The prompt for one member's revision in ``round_number`` (2 or later)."""
+        """The prompt for one member's revision in ``round_number`` (2 or later); ``others``
+        are the other members' latest answers."""
+        nonce = new_nonce()  # this prompt's own; never the judge's
         parts = [
             DATA_NOTICE.format(nonce=nonce),
             block("question", "Q", question, nonce),
             "Your previous answer:",
-            block("answer", "YOURS", own_answer, nonce),
+            block("answer", "yours", own_answer, nonce),
             f"Answers from {len(others)} other experts:",
-            *(block("answer", o.label, o.text, nonce) for o in others),
+            *(block("answer", f"expert {n}", text, nonce) for n, text in enumerate(others, start=1)),
             f"This is revision round {round_number}. Critique the other answers briefly in your "
             "head, fix any mistakes in yours, adopt what they got right, and keep what you are "
             "sure of. Reply with your complete revised answer to the question only.",

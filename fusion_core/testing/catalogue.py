@@ -50,10 +50,21 @@ JUDGE_CONTEXT_LENGTH = 131_072
 JUDGE_MAX_COMPLETION_TOKENS = 8_192
 BASE_PARAMETERS = ("temperature", "max_tokens", "seed", "stop")
 STRUCTURED_PARAMETERS = ("response_format", "structured_outputs")
-# Listed in /models as examples; any `mock/lat-<ms>` works.
-LISTED_LATENCIES_MS = (100, 300, 500, 1000)
+# Listed in /models (every 50 ms up to 5 s), so a client that checks ids against the
+# catalogue before a run accepts them; any `mock/lat-<ms>` answers when called directly.
+LISTED_LATENCIES_MS = tuple(range(50, 5001, 50))
 
 DIES_MIDSTREAM_TEXT = "The sky is blue because"
+# mock/hostile-html: markup that would run script if a front end rendered it unsanitised. Each payload
+# sets window.__fusion_pwned and the page title, so a browser test can tell whether any of it ran;
+# [BEST] makes the mock judge pick it, so the fused answer carries it too.
+HOSTILE_HTML_TEXT = (
+    "[BEST] **Hostile** <img src=x onerror=\"window.__fusion_pwned='img';document.title='pwned'\"> "
+    "<script>window.__fusion_pwned='script';document.title='pwned'</script> "
+    "[click me](javascript:window.__fusion_pwned='link') "
+    "<a href=\"javascript:window.__fusion_pwned='a'\">a link</a> "
+    "<svg onload=\"window.__fusion_pwned='svg'\"></svg> done."
+)
 DROPS_CONNECTION_TEXT = "This answer starts normally but the connection is cut before"
 HANG_TIMEOUT_MESSAGE = "Timed out waiting for the upstream provider"
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
@@ -124,7 +135,8 @@ _HEALTHY_PRICES = {
 }
 _OTHER_IDS = (
     "slow hang auth-401 no-credits-402 forbidden-403 bad-400 rate-limit-429 always-429 "
-    "flaky-502 down-502 inband-502 dies-midstream drops-connection garbage empty"
+    "flaky-502 down-502 inband-502 dies-midstream drops-connection garbage empty echo-key-event echo-key-usage "
+    "hostile-html"
 ).split()
 
 BUILTIN_MODELS: dict[str, ModelInfo] = {
@@ -203,6 +215,10 @@ class Plan:
     garbage: bool = False
     include_cost: bool = True
     hang_s: float = 0.0
+    # Sent as they are after the pieces (a broken or hostile endpoint), then the stream ends.
+    raw_events: tuple[bytes, ...] = ()
+    # Replaces fields of the final usage object (e.g. a value that is not a number).
+    usage_override: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -251,8 +267,14 @@ def plan_request(
     call_index: int,
     latency_scale: float,
     script: ScriptedModel | None = None,
+    *,
+    bearer: str = "",
 ) -> Plan | HttpError:
-    """Decide how ``model_id`` answers its ``call_index``-th request (0-based) since reset."""
+    """Decide how ``model_id`` answers its ``call_index``-th request (0-based) since reset.
+
+    ``bearer`` is the request's API key, which the ``mock/echo-key-*`` models echo back
+    the way a careless endpoint quotes a request in its errors.
+    """
     messages = body.get("messages") or []
     user_text = last_user_text(messages)
     if script is not None:
@@ -280,6 +302,13 @@ def plan_request(
         return Plan(end_s=first, garbage=True)
     if name == "empty":
         return Plan(end_s=first)
+    if name == "echo-key-event":
+        # Not JSON, so the client quotes it in its error; the key sits past the first 40 characters.
+        event = f"data: upstream proxy error (request was authorized with Bearer {bearer}) retry later\n\n"
+        return Plan(end_s=first, raw_events=(event.encode(),))
+    if name == "echo-key-usage":
+        text, finish = limit_reply(healthy_reply(model_id, user_text), body)
+        return _paced(text, first, gap, finish_reason=finish, usage_override={"prompt_tokens": bearer})
     if name == "inband-502":
         return Plan(end_s=first, finish_reason="error", error=(502, "Provider returned error"))
     if name == "dies-midstream":
@@ -287,6 +316,8 @@ def plan_request(
         return _paced(DIES_MIDSTREAM_TEXT, first, gap, finish_reason="error", error=lost)
     if name == "drops-connection":
         return _paced(DROPS_CONNECTION_TEXT, first, gap, drop=True)
+    if name == "hostile-html":
+        return _paced(HOSTILE_HTML_TEXT, first, gap)
     if name.startswith("judge"):
         prompt = "\n".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
         text = judge_reply(name, body, user_text, prompt, call_index)
@@ -405,7 +436,7 @@ class Playback:
             usage["cost"] = self.info.cost(pt, ct)
         usage["prompt_tokens_details"] = {"cached_tokens": 0}
         usage["completion_tokens_details"] = {"reasoning_tokens": 0}
-        return usage
+        return usage | self.plan.usage_override
 
     def _envelope(self, obj: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return {
@@ -444,8 +475,8 @@ class Playback:
         await self._sleep_until(plan.end_s, keepalive=True)
         if plan.drop:
             return True
-        if plan.garbage:
-            await self._write(b"data: {not json\n\ndata: {not json either\n\n")
+        if plan.garbage or plan.raw_events:
+            await self._write(b"".join(plan.raw_events) or b"data: {not json\n\ndata: {not json either\n\n")
             await self._write(DONE, last=True)
             return False
         if not plan.pieces:

@@ -193,7 +193,9 @@ class _Api:
             model = body["model"]
             index = state.calls.get(model, 0)
             state.calls[model] = index + 1
-            outcome = plan_request(model, body, index, state.latency_scale, state.scripts.get(model))
+            bearer = request.headers.get("authorization", "").partition(" ")[2].strip()
+            script = state.scripts.get(model)
+            outcome = plan_request(model, body, index, state.latency_scale, script, bearer=bearer)
             if isinstance(outcome, Plan):
                 assert info is not None
                 return Playback(outcome, info, body["messages"], entry, state.generations[gen_id], t0)  # type: ignore[return-value]

@@ -68,24 +68,25 @@ async def judge_with_llm(
     orders = [ordered, list(reversed(ordered))] if swap and len(ordered) > 1 else [ordered]
     usage = Usage()
     replies: list[str] = []
+    finishes: list[str | None] = []  # each reply's finish reason, to report a cut-off judge
     verdicts: list[Verdict] = []
     try:
         for order in orders:
-            verdict, spent, raw = await _judge_once(call, order, texts, models, emit)
+            verdict, spent, raw = await _judge_once(call, order, texts, models, emit, finishes)
             usage, replies = usage + spent, replies + raw
             verdicts.append(verdict)
     except _JudgeFailed as exc:
-        return None, _outcome(call, usage + exc.usage, replies + exc.replies, error=exc)
+        return None, _outcome(call, usage + exc.usage, replies + exc.replies, finishes, error=exc)
     except BackendError as exc:
-        return None, _outcome(call, usage, replies, error=exc)
+        return None, _outcome(call, usage, replies, finishes, error=exc)
     except Exception as exc:  # a backend bug must not lose the candidates
         error = InternalError(f"judge {call.name}: {type(exc).__name__}: {exc}", model=call.model)
-        return None, _outcome(call, usage, replies, error=error)
+        return None, _outcome(call, usage, replies, finishes, error=error)
     verdicts = [replace(v, rationale=name_labels(v.rationale, models)) for v in verdicts]
     verdict = verdicts[0]
     if len(verdicts) == 2:
         verdict = combine_swapped(verdicts[0], verdicts[1], {c.model: c.text for c in candidates})
-    return verdict, _outcome(call, usage, replies, verdict=verdict)
+    return verdict, _outcome(call, usage, replies, finishes, verdict=verdict)
 
 
 async def judge_by_likelihood(
@@ -133,7 +134,12 @@ class _JudgeFailed(JudgeError):
 
 
 async def _judge_once(
-    call: JudgeCall, order: Sequence[Candidate], texts: dict[str, str], models: dict[str, str], emit: Emit
+    call: JudgeCall,
+    order: Sequence[Candidate],
+    texts: dict[str, str],
+    models: dict[str, str],
+    emit: Emit,
+    finishes: list[str | None],
 ) -> tuple[Verdict, Usage, list[str]]:
     labels = [c.label for c in order]
     schema = call.mode.schema(labels)
@@ -150,7 +156,7 @@ async def _judge_once(
     replies: list[str] = []
     for attempt in (1, 2):
         emit(JudgeStarted(model=call.name, attempt=attempt))
-        reply, spent = await _ask(call, messages, schema, emit)
+        reply, spent = await _ask(call, messages, schema, emit, finishes)
         usage, replies = usage + spent, replies + [reply]
         try:
             return _read(call.mode, reply, texts, models), usage, replies
@@ -160,7 +166,9 @@ async def _judge_once(
     raise _JudgeFailed(f"the judge {call.name} answered off-format twice ({problem})", usage, replies)
 
 
-async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any], emit: Emit) -> tuple[str, Usage]:
+async def _ask(
+    call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any], emit: Emit, finishes: list[str | None]
+) -> tuple[str, Usage]:
     request = ChatRequest(
         model=call.model,
         messages=tuple(messages),
@@ -170,6 +178,7 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
     )
     parts: list[str] = []
     usage = Usage()
+    finish: str | None = None
     stream = call.backend.stream(request)
     try:
         async with asyncio.timeout(call.timeout_s):
@@ -179,6 +188,8 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
                     emit(JudgeDelta(text=chunk.text))
                 if chunk.usage is not None:
                     usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    finish = chunk.finish_reason
     except TimeoutError:
         raise BackendTimeout(
             f"the judge {call.name} gave no complete verdict within {call.timeout_s:g} s", model=call.model
@@ -187,6 +198,7 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+    finishes.append(finish)
     return "".join(parts), usage.with_estimated_cost(call.pricing)
 
 
@@ -201,6 +213,7 @@ def _outcome(
     call: JudgeCall,
     usage: Usage,
     replies: list[str],
+    finishes: list[str | None],
     *,
     verdict: Verdict | None = None,
     error: FusionError | None = None,
@@ -212,4 +225,6 @@ def _outcome(
         usage=usage,
         error=error_info(error) if error else None,
         raw_replies=tuple(replies),
+        # A reply cut off at max_tokens is the likeliest reason for an off-format verdict.
+        finish_reason="length" if "length" in finishes else (finishes[-1] if finishes else None),
     )

@@ -35,10 +35,12 @@ LOCAL_PREFIX = "local/"
 GGUF_PREFIX = "gguf:"
 LIKELIHOOD_PREFIX = "likelihood:"
 MAX_SAMPLES = 16
-# Samples of one model differ by seed, and by a small temperature spread when none is given.
-# The first sample is greedy: on small models it is often the best one, and the judge
-# then chooses between it and more adventurous samples.
-SAMPLE_TEMPERATURES = (0.0, 0.7, 1.0)
+# Samples of one model differ by seed and, when no temperature is given, by temperature.
+# Only the first sample is greedy: on small models it is often the best one, and the judge
+# then chooses between it and more adventurous samples. Every other sample gets its own
+# temperature (a second greedy sample would repeat the first word for word, whatever its
+# seed), so SPEC*N never wastes a call on a duplicate.
+SAMPLE_TEMPERATURES = (0.0, 0.7, 1.0, 0.85, 0.55, 1.15, 0.6, 0.95, 0.75, 1.1, 0.65, 0.9, 0.8, 1.05, 0.5, 1.2)
 
 _SAMPLES = re.compile(r"^(?P<spec>.+?)\*(?P<n>\d+)$")
 
@@ -85,7 +87,7 @@ def expand_pool(specs: list[str] | tuple[str, ...]) -> list[Member]:
                         name=name,
                         spec=spec,
                         seed=1000 + seen[spec],
-                        temperature=SAMPLE_TEMPERATURES[i % len(SAMPLE_TEMPERATURES)],
+                        temperature=SAMPLE_TEMPERATURES[i],
                     )
                 )
             else:

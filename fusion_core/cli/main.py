@@ -28,7 +28,6 @@ import json
 import os
 import stat
 import sys
-import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -36,6 +35,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from fusion_core.cli.logs import add_costs_parser, add_logs_parser, show_costs, show_local_models, show_logs
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
@@ -47,7 +47,7 @@ from fusion_core.options import (
     resolve_settings,
 )
 from fusion_core.result import FusionResult
-from fusion_core.runlog import NO_LOG_ENV, RunLog, default_log_path
+from fusion_core.runlog import RunLog, default_log_path
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -84,11 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list an endpoint's models and prices")
     models.add_argument("--endpoint", default="openrouter", help="a configured endpoint name")
     models.add_argument("--filter", default="", help="only ids containing this text")
+    models.add_argument(
+        "--local", action="store_true", help="list the local models (embedded, [local.models], aliases) instead"
+    )
     commands.add_parser("pools", help="list the configured pools")
-    logs = commands.add_parser("logs", help="list logged runs, or show one run's result JSON")
-    logs.add_argument("-n", "--count", type=int, default=10, help="how many recent runs (default 10)")
-    logs.add_argument("--id", type=int, dest="run_id", help="print this run's full result JSON")
-    commands.add_parser("costs", help="calls, tokens and cost per model over every logged run")
+    add_logs_parser(commands)
+    add_costs_parser(commands)
     return parser
 
 
@@ -104,10 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(_path(args.config))
         if args.command == "run":
             return _run(args, config, err)
+        if args.command == "models" and args.local:
+            show_local_models(config.local)
+            return EXIT_OK
         if args.command == "models":
             return asyncio.run(_models(args, config))
         if args.command in ("logs", "costs"):
-            return _show_log(args)
+            (show_logs if args.command == "logs" else show_costs)(args)
+            return EXIT_OK
         return _pools(config)
     except (ConfigError, EgressBlocked) as exc:
         _report(err, exc, args)
@@ -193,8 +198,9 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     fusion = Fusion(config, local_only=resolved.local_only)
     fusion.preflight(resolved.settings)
     _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
-    result = asyncio.run(_stream(fusion, prompt, resolved.settings, err))
-    code = _finish(result, args.json, err)
+    live_answer = not args.json and sys.stdout.isatty()
+    result, printed = asyncio.run(_stream(fusion, prompt, resolved.settings, err, live_answer=live_answer))
+    code = _finish(result, args.json, err, answer_printed=printed)
     _record(prompt, result, err, enabled=not args.no_log)
     return code
 
@@ -210,46 +216,15 @@ def _record(prompt: str, result: FusionResult, err: Console, *, enabled: bool) -
         err.print(f"[yellow]warning:[/] run not logged: {escape(exc.message)}")
 
 
-def _show_log(args: argparse.Namespace) -> int:
-    path = default_log_path(os.environ)
-    if path is None:
-        raise ConfigError(f"run logging is off ({NO_LOG_ENV} is set)", hint=f"Unset {NO_LOG_ENV}.")
-    log = RunLog(path)
-    if args.command == "costs":
-        from fusion_core.display import format_cost
-        from fusion_core.usage import Usage
-
-        totals = log.totals()
-        print(f"{'model':<44} {'calls':>6} {'failed':>6} {'tokens in':>10} {'tokens out':>10} {'cost':>12}")
-        for row in totals:
-            cost = format_cost(Usage(cost=row.cost, cost_estimated=row.estimated))
-            print(
-                f"{row.model:<44} {row.calls:>6} {row.failures:>6} {row.prompt_tokens:>10} "
-                f"{row.completion_tokens:>10} {cost:>12}"
-            )
-        if not totals:
-            print(f"no runs logged yet in {path}")
-        return EXIT_OK
-    if args.run_id is not None:
-        print(log.result_json(args.run_id))
-        return EXIT_OK
-    runs = log.recent(args.count)
-    for run in runs:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.finished_at))
-        prompt = " ".join(run.prompt.split())[:60]
-        cost = "n/a" if run.cost is None else f"${run.cost:.6f}"
-        print(f"{run.id:>5}  {when}  {run.mode:<8} {run.status:<12} {cost:>11} {run.wall_s:>7.2f}s  {prompt}")
-    if not runs:
-        print(f"no runs logged yet in {path}")
-    return EXIT_OK
-
-
-async def _stream(fusion: Fusion, prompt: str, settings: RunSettings, err: Console) -> FusionResult:
+async def _stream(
+    fusion: Fusion, prompt: str, settings: RunSettings, err: Console, *, live_answer: bool
+) -> tuple[FusionResult, bool]:
+    """Run with the live view; True with the result when the answer was streamed to stdout."""
     from fusion_core.cli.render import TerminalRenderer
 
     result: FusionResult | None = None
     try:
-        with TerminalRenderer(err) as renderer:
+        with TerminalRenderer(err, answer_out=sys.stdout if live_answer else None) as renderer:
             async for event in fusion.stream(prompt, settings):
                 renderer.handle(event)
                 if isinstance(event, RunFinished):
@@ -257,15 +232,17 @@ async def _stream(fusion: Fusion, prompt: str, settings: RunSettings, err: Conso
     finally:
         await fusion.aclose()
     assert result is not None
-    return result
+    return result, renderer.finish_answer(result)
 
 
-def _finish(result: FusionResult, as_json: bool, err: Console) -> int:
+def _finish(result: FusionResult, as_json: bool, err: Console, *, answer_printed: bool = False) -> int:
     from fusion_core.cli.render import print_summary
 
     out = Console(highlight=False, soft_wrap=True, emoji=False)
     if as_json:
         print(result.to_json())
+    elif answer_printed:
+        pass
     elif result.ok:
         out.print(result.answer, markup=False)
     elif result.status == "judge_failed":

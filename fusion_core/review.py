@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from fusion_core.backends.base import Backend, ChatRequest, Completion, Message,
 from fusion_core.cost import check_cost, estimate_cost
 from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
-from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
+from fusion_core.framing import DATA_NOTICE, block, first_json_value, new_nonce
 from fusion_core.models import Member, expand_pool, is_local_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, error_info, run_round
 from fusion_core.redaction import Redaction, redact_code, wire_text
@@ -270,23 +271,13 @@ def parse_findings(reply: str, model: str, line_count: int, lines: tuple[int, in
 
 def _findings_list(reply: str) -> list[Any] | None:
     """The list of findings in a reply: ``{"findings": [...]}`` (bare, fenced or in prose) or a bare list."""
-    try:
-        data: Any = json.loads(reply.strip())
-    except json.JSONDecodeError:
-        data = extract_json_object(reply)
+    data = first_json_value(reply, "{", lambda v: isinstance(v, dict | list))
     if isinstance(data, dict):
         data = data.get("findings", data.get("issues"))
     if isinstance(data, list):
         return data
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\[", reply):
-        try:
-            value, _ = decoder.raw_decode(reply, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            return value
-    return None
+    value = first_json_value(reply, "[", lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v))
+    return value if isinstance(value, list) else None
 
 
 def _finding(item: Any, model: str, line_count: int) -> Finding | None:
@@ -323,7 +314,8 @@ def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return int(value)
+        # A reply may say 1e400 or NaN (Python's json reads both): no line number.
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None

@@ -197,6 +197,10 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
     fusion = Fusion(config, local_only=resolved.local_only)
     fusion.preflight(resolved.settings)
+    if resolved.local_only:
+        from fusion_core.egress import forbid_network
+
+        forbid_network()  # the second wall: nothing in this process can reach the network now
     _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
     live_answer = not args.json and sys.stdout.isatty()
     result, printed = asyncio.run(_stream(fusion, prompt, resolved.settings, err, live_answer=live_answer))

@@ -134,7 +134,7 @@ class EvalReport:
             p = paired.get(r.system)
             versus = f"+{p.wins}/-{p.losses} p={p.p_value:.2f}" if p else ("(best)" if r.system == self.best else "")
             eff = r.judge_efficiency or {}
-            eff_text = " / ".join(_pct(eff.get(k)) for k in ("pass", "partial") if k in eff) if eff else ""
+            eff_text = " / ".join(_pct(eff.get(k)) or "n/a" for k in ("pass", "partial") if k in eff) if eff else ""
             name = r.system + (" *" if r.derived else "") + (" (upper bound)" if r.kind == "oracle" else "")
             lines.append(
                 [

@@ -134,7 +134,10 @@ def _task_file(path: Path, name: str | None) -> Task:
         raise ConfigError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: report it in one line, as any config mistake
+        raise ConfigError(f"{path} failed to import: {type(exc).__name__}: {exc}", hint="Fix the task file.") from exc
     tasks = {k: v for k, v in vars(module).items() if callable(v) and getattr(v, "__registry_info__", None)}
     if name is None and len(tasks) == 1:
         name = next(iter(tasks))
@@ -150,6 +153,8 @@ def _task_file(path: Path, name: str | None) -> Task:
 def _candidates(state: TaskState) -> list[dict[str, Any]]:
     data = (state.output.metadata or {}).get(METADATA_KEY) or {}
     candidates = data.get("candidates") or []
+    if data.get("mode") == "debate" and data.get("rounds"):
+        candidates = data["rounds"][0]  # the independent first answers: each member alone
     return [c for c in candidates if isinstance(c, dict)]
 
 

@@ -296,3 +296,13 @@ def test_missing_extra_is_one_clear_line() -> None:
     )
     assert done.returncode == 2
     assert "[eval] extra" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_the_python_api_works_inside_a_running_event_loop(
+    server: TestServer, eval_env: dict[str, str], tmp_path: Path
+) -> None:
+    # As in Jupyter, where a loop already runs in the calling thread.
+    script_coders(server)
+    report = evaluate(code_subset(tmp_path, ("add",)), pool="script/good", out_dir=tmp_path / "out")
+    assert [(r.system, r.accuracy) for r in report.rows] == [("script/good", 1.0)]
+    assert "<table>" in report._repr_html_()

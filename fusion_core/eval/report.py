@@ -230,10 +230,11 @@ class EvalReport:
         return buffer.getvalue()
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
-        """Write ``report.json`` and ``chart.png`` into ``out_dir``."""
+        """Write ``report.json``, ``report.md`` (the table) and ``chart.png`` into ``out_dir``."""
         out_dir.mkdir(parents=True, exist_ok=True)
         report, chart = out_dir / "report.json", out_dir / "chart.png"
         report.write_text(self.to_json() + "\n", encoding="utf-8")
+        (out_dir / "report.md").write_text(self.markdown() + "\n", encoding="utf-8")
         chart.write_bytes(self.chart_png())
         return report, chart
 

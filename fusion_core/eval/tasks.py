@@ -9,7 +9,8 @@ without generating twice: the same samples, the same text, the same cost.
   goes to the model as is (a base model continues it, exactly as ``fusion run``
   does), and the answer is executed against the tests in the sandbox.
 * Generic JSONL (``input``, ``target``; optional ``id``, ``choices``): scored with
-  ``--scorer exact|includes|regex|numeric|choice|model``.
+  ``--scorer exact|includes|regex|numeric|choice|model`` (default: numeric when
+  every target is a number, else exact).
 * ``path/task.py@name``: the task's own scorers, wrapped to grade candidates too.
   The file is imported with importlib, so relative and absolute paths both work.
 """
@@ -66,7 +67,17 @@ def load_task(spec: str, *, scorer_name: str | None = None, grader: str | None =
             f"{path}: each line needs input and target (or task_id, prompt, test, entry_point for code)",
             hint="See README, 'Is fusion worth it?', for the task formats.",
         )
-    return _generic_task(path, rows, scorer_name or "exact", grader)
+    return _generic_task(path, rows, scorer_name or _default_scorer(rows), grader)
+
+
+def _default_scorer(rows: list[dict[str, Any]]) -> str:
+    """``numeric`` when every target is a number (word problems), else ``exact``."""
+    try:
+        for row in rows:
+            float(str(row["target"]).replace(",", ""))
+    except ValueError:
+        return "exact"
+    return "numeric"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -229,6 +229,11 @@ def test_generic_jsonl_with_numeric_and_model_scorers(
     server.script("script/grader", replies=["GRADE: C"], default="GRADE: C")
     numeric = evaluate(tasks, pool="script/calc", scorer="numeric", out_dir=tmp_path / "n")
     assert [s.score for s in numeric.samples] == [1.0, 0.0]
+    # Every target is a number, so numeric is also the default; exact would fail "3 + 4 = 7".
+    inferred = evaluate(tasks, pool="script/calc", out_dir=tmp_path / "d")
+    assert [s.score for s in inferred.samples] == [1.0, 0.0]
+    exact = evaluate(tasks, pool="script/calc", scorer="exact", out_dir=tmp_path / "e")
+    assert [s.score for s in exact.samples] == [0.0, 0.0]
     graded = evaluate(tasks, pool="script/calc", scorer="model", grader="fusion/script/grader", out_dir=tmp_path / "m")
     assert [s.score for s in graded.samples] == [1.0, 1.0]  # this grader says yes to everything
     assert any(r["model"] == "script/grader" for r in server.log())

@@ -311,3 +311,11 @@ async def test_the_python_api_works_inside_a_running_event_loop(
     report = evaluate(code_subset(tmp_path, ("add",)), pool="script/good", out_dir=tmp_path / "out")
     assert [(r.system, r.accuracy) for r in report.rows] == [("script/good", 1.0)]
     assert "<table>" in report._repr_html_()
+
+
+def test_fusion_starts_without_importing_inspect() -> None:
+    script = (
+        "import sys; from fusion_core.cli.main import build_parser; build_parser(); import fusion_core.eval; "
+        "sys.exit(1 if {'inspect_ai', 'matplotlib'} & set(sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 0

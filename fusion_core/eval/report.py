@@ -209,7 +209,9 @@ class EvalReport:
         for i, r in enumerate(systems):
             colour = "tab:blue" if r.kind == "member" else "tab:red"
             ax.scatter(*points[i], s=60, color=colour, edgecolors="black" if i in front else "none", zorder=3)
-            ax.annotate(r.system, points[i], textcoords="offset points", xytext=(5, 4), fontsize=7)
+            # Staggered, short labels: samples of one model often land on the same spot.
+            label = r.system.rsplit("/", 1)[-1]
+            ax.annotate(label, points[i], textcoords="offset points", xytext=(6, 6 - 9 * (i % 4)), fontsize=7)
         ordered = sorted((points[i] for i in front), key=lambda p: p[0])
         if len(ordered) > 1:
             ax.plot([p[0] for p in ordered], [p[1] for p in ordered], "--", color="grey", label="Pareto front")

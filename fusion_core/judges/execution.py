@@ -30,7 +30,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fusion_core.eval.grading import program_for
-from fusion_core.judges.visible_tests import VisibleTest, entry_point, extract_visible_tests, variations
+from fusion_core.judges.visible_tests import (
+    VisibleTest,
+    entry_point,
+    extract_visible_tests,
+    signature_inputs,
+    variations,
+)
 from fusion_core.result import Candidate
 from fusion_core.sandbox import CallResult, Limits, acall_function, arun_checks
 
@@ -138,7 +144,7 @@ async def execute_candidates(
         return ExecReport(None, (), (), runs, clock() - started, tuple(notes))
     tests = extract_visible_tests(prompt, function)
     called = [t.args for t in tests if t.args is not None]
-    extra = variations(list(tests))
+    extra = variations(list(tests)) if called else signature_inputs(prompt, function)
     inputs = list(dict.fromkeys(called + extra))
     if len(inputs) > MAX_INPUTS:
         notes.append(f"behavioural consensus stopped at {MAX_INPUTS} of {len(inputs)} inputs")

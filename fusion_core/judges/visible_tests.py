@@ -25,6 +25,7 @@ __all__ = [
     "entry_point",
     "extract_visible_tests",
     "is_code_prompt",
+    "signature_inputs",
     "variations",
 ]
 
@@ -38,6 +39,7 @@ TestKind = Literal["doctest", "assert", "example"]
 _DEF = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 # "f(2) == 4", "f(2) -> 4", "f(2) => 4", "f(2) ➞ 4", "f(2) returns 4", "f(2) should return 4"
 _EXAMPLE = re.compile(r"^\s*(?:[-*•]\s*)?(?:e\.g\.\s*|example:?\s*|for example,?\s*)?(?P<rest>.+)$", re.IGNORECASE)
+_OPENING_EXAMPLE = re.compile(r"^([ \t]*(?:\"\"\"|'''))([ \t]*>>>)", re.MULTILINE)
 _ARROWS = ("==", "->", "=>", "➞", "→", " should return ", " returns ", " gives ")
 
 
@@ -106,7 +108,9 @@ def extract_visible_tests(prompt: str, function: str | None = None) -> list[Visi
 
 
 def _doctest_examples(text: str) -> list[doctest.Example]:
-    # DocTestParser only parses; the examples are never run here.
+    # DocTestParser only parses; the examples are never run here. A docstring may open
+    # right on the first example ('''>>> f(1)'); put that example on a line of its own.
+    text = _OPENING_EXAMPLE.sub(lambda m: m.group(1) + "\n" + m.group(2), text)
     try:
         return doctest.DocTestParser().get_examples(text)
     except ValueError:  # inconsistent indentation in a hostile or sloppy docstring
@@ -217,6 +221,38 @@ def variations(tests: list[VisibleTest], limit: int = MAX_VARIATIONS) -> list[st
                     seen.add(args)
                     out.append(args)
     return out
+
+
+_SAMPLES_BY_TYPE: dict[str, tuple[Any, ...]] = {
+    "int": (0, 1, 3, -2, 10),
+    "float": (0.0, 1.5, -2.0),
+    "str": ("", "a", "Hello World", "abc cba"),
+    "bool": (True, False),
+    "list": ([], [1], [3, 1, 2], [5, 5, -1]),
+    "List[int]": ([], [1], [3, 1, 2], [5, 5, -1]),
+    "list[int]": ([], [1], [3, 1, 2], [5, 5, -1]),
+    "List[str]": ([], ["a"], ["b", "a", "c"]),
+    "list[str]": ([], ["a"], ["b", "a", "c"]),
+}
+
+
+def signature_inputs(prompt: str, function: str, limit: int = MAX_VARIATIONS) -> list[str]:
+    """Argument lists built from the function's type annotations, for prompts that show no tests."""
+    match = re.search(rf"^def\s+{re.escape(function)}\s*\((?P<params>[^)]*)\)", prompt[:MAX_PROMPT_CHARS], re.M)
+    if match is None:
+        return []
+    tree = _parse(f"def f({match['params']}): pass", "exec")
+    if not isinstance(tree, ast.Module) or not isinstance(tree.body[0], ast.FunctionDef):
+        return []
+    params = tree.body[0].args.args
+    pools = [_SAMPLES_BY_TYPE.get(ast.unparse(p.annotation), ()) if p.annotation else () for p in params]
+    if not params or not all(pools):
+        return []
+    width = max(len(pool) for pool in pools)
+    out = []
+    for i in range(min(width, limit)):
+        out.append(", ".join(repr(pool[(i + k) % len(pool)]) for k, pool in enumerate(pools)))
+    return list(dict.fromkeys(out))
 
 
 def _neighbours(value: Any) -> list[Any]:

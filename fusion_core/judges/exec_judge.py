@@ -19,7 +19,8 @@ from fusion_core.errors import FusionError
 from fusion_core.events import JudgeStarted
 from fusion_core.judge import JudgeCall, judge_with_llm
 from fusion_core.judges.execution import CandidateRun, ExecReport, execute_candidates, rank
-from fusion_core.judges.likelihood import Emit, LikelihoodScore, Scorer, score_candidates
+from fusion_core.judges.likelihood import Emit, LikelihoodScore, Scorer, judge_by_likelihood, score_candidates
+from fusion_core.judges.visible_tests import is_code_prompt
 from fusion_core.modes.base import Verdict
 from fusion_core.pool import error_info
 from fusion_core.result import Candidate, JudgeOutcome
@@ -63,7 +64,18 @@ async def judge_by_execution(
     tie_break: TieBreak,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[Verdict | None, JudgeOutcome]:
-    """best-of by execution: visible tests passed, then agreement-group size, then the tie-break."""
+    """best-of by execution: visible tests passed, then agreement-group size, then the tie-break.
+
+    A prompt that asks for no function is judged by the tie-break judge alone (the
+    penalised likelihood, or the LLM judge), so ``exec+...`` is a safe default for any prompt.
+    """
+    if not is_code_prompt(prompt):
+        if tie_break.scorer is not None:
+            return await judge_by_likelihood(
+                name, tie_break.scorer, prompt, candidates, emit=emit, reviewer=tie_break.reviewer
+            )
+        if tie_break.llm is not None:
+            return await judge_with_llm(tie_break.llm, candidates, swap=False, emit=emit)
     emit(JudgeStarted(model=name))
     started = clock()
     report = await execute_candidates(prompt, candidates, clock=clock)

@@ -167,7 +167,10 @@ async def _run_one(
     clock: Callable[[], float],
 ) -> CandidateRun:
     started = clock()
-    program = program_for(prompt, cand.text[:MAX_PROGRAM_CHARS], function)
+    text = cand.text[:MAX_PROGRAM_CHARS]
+    # A front end may strip the prompt's last newline (a notebook cell); the body still starts a line.
+    head = prompt if prompt.endswith("\n") or text.startswith(("\n", "\r")) else prompt + "\n"
+    program = program_for(head, text, function)
     base = CandidateRun(cand.model, cand.label, run=len(tests))
     try:
         ast.parse(program)

@@ -109,6 +109,18 @@ async def test_the_reviewer_score_is_a_visible_component() -> None:
     assert scorer.calls[1:] == [CORRECT, WRONG]
 
 
+async def test_exec_with_a_likelihood_tie_break_judges_a_non_code_prompt_by_likelihood() -> None:
+    from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
+
+    scorer = TableScorer({"Paris.": -0.2, "Paris. Paris. Paris. Paris. Paris. Paris.": -0.1})
+    cands = [candidate("A", "Paris. Paris. Paris. Paris. Paris. Paris."), candidate("B", "Paris.")]
+    verdict, outcome = await judge_by_execution(
+        "exec+likelihood", "The capital of France is", cands, emit=no_events, tie_break=TieBreak(scorer=scorer)
+    )
+    assert verdict is not None and verdict.answer == "Paris."
+    assert outcome.verdict["method"] == "likelihood" and "components" in outcome.verdict
+
+
 def test_judge_specs_parse() -> None:
     assert parse_judge_spec("exec").execute and not parse_judge_spec("exec").model
     spec = parse_judge_spec("exec+likelihood:local/gemma-3-270m")

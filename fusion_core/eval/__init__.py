@@ -68,4 +68,18 @@ def evaluate(
         out_dir=Path(out_dir) if out_dir is not None else None,
         **options,
     )
-    return run_evaluation(chosen, config=config)
+    return _outside_running_loop(lambda: run_evaluation(chosen, config=config))
+
+
+def _outside_running_loop(call: Any) -> EvalReport:
+    """Run ``call`` here, or in a worker thread when this thread already runs an event loop (Jupyter)."""
+    import asyncio
+    import concurrent.futures
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        report: EvalReport = call()
+        return report
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()  # type: ignore[no-any-return]

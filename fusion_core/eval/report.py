@@ -134,7 +134,7 @@ class EvalReport:
             p = paired.get(r.system)
             versus = f"+{p.wins}/-{p.losses} p={p.p_value:.2f}" if p else ("(best)" if r.system == self.best else "")
             eff = r.judge_efficiency or {}
-            eff_text = " / ".join(_pct(eff.get(k)) for k in ("pass", "partial") if k in eff) if eff else ""
+            eff_text = " / ".join(_pct(eff.get(k)) or "n/a" for k in ("pass", "partial") if k in eff) if eff else ""
             name = r.system + (" *" if r.derived else "") + (" (upper bound)" if r.kind == "oracle" else "")
             lines.append(
                 [
@@ -230,10 +230,11 @@ class EvalReport:
         return buffer.getvalue()
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:
-        """Write ``report.json`` and ``chart.png`` into ``out_dir``."""
+        """Write ``report.json``, ``report.md`` (the table) and ``chart.png`` into ``out_dir``."""
         out_dir.mkdir(parents=True, exist_ok=True)
         report, chart = out_dir / "report.json", out_dir / "chart.png"
         report.write_text(self.to_json() + "\n", encoding="utf-8")
+        (out_dir / "report.md").write_text(self.markdown() + "\n", encoding="utf-8")
         chart.write_bytes(self.chart_png())
         return report, chart
 

@@ -292,10 +292,10 @@ def _report(
     greedy = next((m.name for m in pool_members if m.seed is not None and m.temperature == 0.0), None)
     if greedy:
         notes.append(f"{greedy} is the greedy sample (temperature 0); the others sample at higher temperatures")
-    notes.append(
-        "members' latency is measured inside the fused run, where candidates run concurrently"
-        + (" and share the local CPU" if all(m.is_local for m in pool_members) else "")
-    )
+    if any(m.is_local for m in pool_members):
+        notes.append("local members' latency is their own compute time inside the fused run (they take turns)")
+    if not all(m.is_local for m in pool_members):
+        notes.append("remote members' latency is measured inside the fused run, where candidates run concurrently")
     notes.append(f"code sandbox: {isolation().describe()}")
     notes.append("resume: generations are kept in inspect's response cache; re-running pays only for new samples")
     position = {m.name: i for i, m in enumerate(pool_members)}
@@ -313,6 +313,9 @@ def _report(
 
 def _member_record(sample_id: str, cand: dict[str, Any]) -> SampleRecord:
     usage = cand.get("usage") or {}
+    # Local members take turns on one model, so their wall time includes waiting for the
+    # others; their own compute time is what running alone would take.
+    latency = usage.get("compute_s") or cand.get("latency_s")
     return SampleRecord(
         id=sample_id,
         system=str(cand.get("model")),
@@ -322,7 +325,7 @@ def _member_record(sample_id: str, cand: dict[str, Any]) -> SampleRecord:
         answer=str(cand.get("answer") or ""),
         partial=cand.get("partial"),
         truncated=bool(cand.get("truncated")),
-        latency_s=cand.get("latency_s"),
+        latency_s=latency,
         cost_usd=usage.get("cost"),
         tokens=int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0),
     )

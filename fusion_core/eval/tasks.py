@@ -9,7 +9,8 @@ without generating twice: the same samples, the same text, the same cost.
   goes to the model as is (a base model continues it, exactly as ``fusion run``
   does), and the answer is executed against the tests in the sandbox.
 * Generic JSONL (``input``, ``target``; optional ``id``, ``choices``): scored with
-  ``--scorer exact|includes|regex|numeric|choice|model``.
+  ``--scorer exact|includes|regex|numeric|choice|model`` (default: numeric when
+  every target is a number, else exact).
 * ``path/task.py@name``: the task's own scorers, wrapped to grade candidates too.
   The file is imported with importlib, so relative and absolute paths both work.
 """
@@ -66,7 +67,17 @@ def load_task(spec: str, *, scorer_name: str | None = None, grader: str | None =
             f"{path}: each line needs input and target (or task_id, prompt, test, entry_point for code)",
             hint="See README, 'Is fusion worth it?', for the task formats.",
         )
-    return _generic_task(path, rows, scorer_name or "exact", grader)
+    return _generic_task(path, rows, scorer_name or _default_scorer(rows), grader)
+
+
+def _default_scorer(rows: list[dict[str, Any]]) -> str:
+    """``numeric`` when every target is a number (word problems), else ``exact``."""
+    try:
+        for row in rows:
+            float(str(row["target"]).replace(",", ""))
+    except ValueError:
+        return "exact"
+    return "numeric"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -134,7 +145,10 @@ def _task_file(path: Path, name: str | None) -> Task:
         raise ConfigError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: report it in one line, as any config mistake
+        raise ConfigError(f"{path} failed to import: {type(exc).__name__}: {exc}", hint="Fix the task file.") from exc
     tasks = {k: v for k, v in vars(module).items() if callable(v) and getattr(v, "__registry_info__", None)}
     if name is None and len(tasks) == 1:
         name = next(iter(tasks))
@@ -150,6 +164,8 @@ def _task_file(path: Path, name: str | None) -> Task:
 def _candidates(state: TaskState) -> list[dict[str, Any]]:
     data = (state.output.metadata or {}).get(METADATA_KEY) or {}
     candidates = data.get("candidates") or []
+    if data.get("mode") == "debate" and data.get("rounds"):
+        candidates = data["rounds"][0]  # the independent first answers: each member alone
     return [c for c in candidates if isinstance(c, dict)]
 
 

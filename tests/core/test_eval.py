@@ -229,6 +229,11 @@ def test_generic_jsonl_with_numeric_and_model_scorers(
     server.script("script/grader", replies=["GRADE: C"], default="GRADE: C")
     numeric = evaluate(tasks, pool="script/calc", scorer="numeric", out_dir=tmp_path / "n")
     assert [s.score for s in numeric.samples] == [1.0, 0.0]
+    # Every target is a number, so numeric is also the default; exact would fail "3 + 4 = 7".
+    inferred = evaluate(tasks, pool="script/calc", out_dir=tmp_path / "d")
+    assert [s.score for s in inferred.samples] == [1.0, 0.0]
+    exact = evaluate(tasks, pool="script/calc", scorer="exact", out_dir=tmp_path / "e")
+    assert [s.score for s in exact.samples] == [0.0, 0.0]
     graded = evaluate(tasks, pool="script/calc", scorer="model", grader="fusion/script/grader", out_dir=tmp_path / "m")
     assert [s.score for s in graded.samples] == [1.0, 1.0]  # this grader says yes to everything
     assert any(r["model"] == "script/grader" for r in server.log())
@@ -296,3 +301,21 @@ def test_missing_extra_is_one_clear_line() -> None:
     )
     assert done.returncode == 2
     assert "[eval] extra" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_the_python_api_works_inside_a_running_event_loop(
+    server: TestServer, eval_env: dict[str, str], tmp_path: Path
+) -> None:
+    # As in Jupyter, where a loop already runs in the calling thread.
+    script_coders(server)
+    report = evaluate(code_subset(tmp_path, ("add",)), pool="script/good", out_dir=tmp_path / "out")
+    assert [(r.system, r.accuracy) for r in report.rows] == [("script/good", 1.0)]
+    assert "<table>" in report._repr_html_()
+
+
+def test_fusion_starts_without_importing_inspect() -> None:
+    script = (
+        "import sys; from fusion_core.cli.main import build_parser; build_parser(); import fusion_core.eval; "
+        "sys.exit(1 if {'inspect_ai', 'matplotlib'} & set(sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 0

@@ -80,17 +80,19 @@ async def judge_by_execution(
     started = clock()
     report = await execute_candidates(prompt, candidates, clock=clock)
     exec_s = clock() - started
-    likelihoods: list[LikelihoodScore] | None = None
-    tie = [-float(_position(c.model, tie_break.preferred, i)) for i, c in enumerate(candidates)]
-    if tie_break.scorer is not None:
-        try:
-            likelihoods = await score_candidates(tie_break.scorer, prompt, candidates, reviewer=tie_break.reviewer)
-        except FusionError as exc:
-            return None, JudgeOutcome(model=name, error=error_info(exc))
-        tie = [s.total for s in likelihoods]
-    order = rank(report.runs, tie)
+    order = rank(report.runs, [-float(_position(c.model, tie_break.preferred, i)) for i, c in enumerate(candidates)])
     best = order[0]
     leaders = [i for i in order if _key(report.runs[i]) == _key(report.runs[best])]
+    # Only a real tie needs the (slower) likelihood: score the leaders alone, and only when they differ.
+    likelihoods: dict[int, LikelihoodScore] = {}
+    if tie_break.scorer is not None and len({candidates[i].text for i in leaders}) > 1:
+        tied = [candidates[i] for i in leaders]
+        try:
+            scored = await score_candidates(tie_break.scorer, prompt, tied, reviewer=tie_break.reviewer)
+        except FusionError as exc:
+            return None, JudgeOutcome(model=name, error=error_info(exc))
+        likelihoods = dict(zip(leaders, scored, strict=True))
+        best = max(leaders, key=lambda i: (likelihoods[i].total, -leaders.index(i)))
     usage = Usage()
     llm_note = ""
     if tie_break.llm is not None and len(leaders) > 1:
@@ -109,8 +111,8 @@ async def judge_by_execution(
         "distinct_candidates": len({c.text for c in candidates}),
         "latency_s": {"execution": round(exec_s, 3), "judge": round(judge_s, 3)},
     }
-    if likelihoods is not None:
-        data["components"] = {c.model: s.to_dict() for c, s in zip(candidates, likelihoods, strict=True)}
+    if likelihoods:
+        data["components"] = {candidates[i].model: score.to_dict() for i, score in likelihoods.items()}
     rationale = _explain(report, candidates, best, leaders, tie_break, likelihoods, llm_note, judge_s)
     verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
     return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data, usage=usage)
@@ -152,7 +154,7 @@ def _explain(
     best: int,
     leaders: list[int],
     tie_break: TieBreak,
-    likelihoods: list[LikelihoodScore] | None,
+    likelihoods: dict[int, LikelihoodScore],
     llm_note: str,
     judge_s: float,
 ) -> str:
@@ -160,8 +162,10 @@ def _explain(
     text = f"{winner.label} ({winner.model}) won on execution: {run.describe()}."
     if len(leaders) > 1:
         why = tie_break.describe()
-        if likelihoods is not None:
-            why += f" ({likelihoods[best].describe()})"
+        if best in likelihoods:
+            why = f"likelihood under {tie_break.scorer_name} ({likelihoods[best].describe()})"
+        elif tie_break.llm is None:
+            why = "the greedy sample, then pool order"
         text += f" {len(leaders)} candidates tied on tests and agreement; the tie went by {why}."
     text += llm_note
     others = [f"{c.label}: {r.describe()}" for c, r in zip(candidates, report.runs, strict=True) if c is not winner]

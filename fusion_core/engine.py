@@ -25,7 +25,9 @@ from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import labels_for, new_nonce
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
-from fusion_core.models import BackendResolver, Member, expand_pool, split_judge_spec
+from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
+from fusion_core.judges.execution import execute_candidates
+from fusion_core.models import BackendResolver, JudgeSpec, Member, expand_pool, parse_judge_spec
 from fusion_core.modes import MODES, Verdict
 from fusion_core.modes.debate import DEFAULT_ROUNDS, Debate, converged
 from fusion_core.option_specs import DEFAULT_MODE, MAX_ROUNDS, check_option
@@ -175,8 +177,9 @@ class Fusion:
         """Raise now what ``stream`` would raise before its first event (nothing is loaded or sent)."""
         settings.validate()
         specs = [m.spec for m in expand_pool(settings.pool)]
-        if settings.judge:
-            specs.append(split_judge_spec(settings.judge)[0])
+        judge_model = parse_judge_spec(settings.judge).model if settings.judge else ""
+        if judge_model:
+            specs.append(judge_model)
         self.resolver.check_egress(specs)
 
     # -- planning: everything that can fail before a request is sent -----------
@@ -184,12 +187,15 @@ class Fusion:
     def _plan(self, prompt: str, settings: RunSettings) -> _Plan:
         self.preflight(settings)
         members = expand_pool(settings.pool)
-        judge_spec, likelihood = split_judge_spec(settings.judge) if settings.judge else ("", False)
+        # No judge at all (one model runs alone) is an empty spec; ``exec`` alone has no judge model.
+        judge = parse_judge_spec(settings.judge) if settings.judge else JudgeSpec("")
+        judge_spec, likelihood = judge.model, judge.likelihood
         if settings.quorum is not None and not 1 <= settings.quorum <= len(members):
             raise ConfigError(
                 f"--quorum must be 1..{len(members)} for this pool", hint="Quorum counts successful candidates."
             )
         backends = {m.name: self.resolver.resolve(m.spec) for m in members}
+        # ``exec`` alone has no judge model: the greedy sample breaks ties.
         judge_backend, judge_model = self.resolver.resolve(judge_spec) if judge_spec else (None, "")
         notices = []
         if settings.provider_options and any(m.is_local for m in members):
@@ -200,8 +206,8 @@ class Fusion:
                 "their own answers (self-preference bias); consider another judge"
             )
         mode_name = settings.mode
-        if likelihood and mode_name != "best-of":
-            notices.append(f"the likelihood judge can only pick, so mode {mode_name} runs as best-of")
+        if (likelihood or not judge_spec) and mode_name != "best-of":
+            notices.append(f"the {settings.judge} judge can only pick, so mode {mode_name} runs as best-of")
             mode_name = "best-of"
         labels = labels_for(len(members))
         self._rng.shuffle(labels)
@@ -216,6 +222,8 @@ class Fusion:
             judge_backend=judge_backend,
             judge_model=judge_model,
             likelihood=likelihood,
+            judge=judge,
+            greedy=tuple(m.name for m in members if _first(settings.temperature, m.temperature) == 0),
             notices=tuple(notices),
             nonce=new_nonce(),
         )
@@ -242,7 +250,7 @@ class Fusion:
         answer = ""
         judge: JudgeOutcome | None = None
         status: RunStatus = "all_failed"
-        if survivors and plan.judge_backend is None:
+        if survivors and not plan.judge_name:
             # One model and no judge: nothing to fuse, its answer is the result.
             answer, status = survivors[0].text, "ok"
         elif survivors:
@@ -330,14 +338,20 @@ class Fusion:
     async def _judge(
         self, plan: _Plan, survivors: list[Candidate], catalog: Catalog, emit: Callable[[Event], None]
     ) -> tuple[Verdict | None, JudgeOutcome]:
-        backend = plan.judge_backend
-        assert backend is not None  # a run without a judge never gets here
-        use_likelihood = plan.likelihood or await _is_base_model(backend)
-        if use_likelihood:
-            if not isinstance(backend, Scorer):
-                raise ConfigError(
-                    f"{plan.judge_name} cannot score candidates", hint="Use a local model for the likelihood judge."
-                )
+        backend, spec = plan.judge_backend, plan.judge
+        use_likelihood = backend is not None and (plan.likelihood or await _is_base_model(backend))
+        if use_likelihood and not isinstance(backend, Scorer):
+            raise ConfigError(
+                f"{plan.judge_name} cannot score candidates", hint="Use a local model for the likelihood judge."
+            )
+        scorer = backend if use_likelihood and isinstance(backend, Scorer) else None
+        call = None if backend is None or scorer is not None else self._judge_call(plan, backend, catalog)
+        if spec.execute and plan.settings.mode == "best-of":
+            tie_break = TieBreak(
+                preferred=plan.greedy, scorer=scorer, scorer_name=spec.model, reviewer=spec.reviewer, llm=call
+            )
+            return await judge_by_execution(plan.judge_name, plan.prompt, survivors, emit=emit, tie_break=tie_break)
+        if scorer is not None:
             if plan.settings.mode != "best-of":
                 emit(
                     Notice(
@@ -345,9 +359,19 @@ class Fusion:
                         "(best-of) instead of writing a merged answer"
                     )
                 )
-            return await judge_by_likelihood(plan.judge_name, backend, plan.prompt, survivors, emit=emit)
+            return await judge_by_likelihood(
+                plan.judge_name, scorer, plan.prompt, survivors, emit=emit, reviewer=spec.reviewer
+            )
+        assert call is not None  # only ``exec`` alone has no backend, and it runs as best-of
+        if spec.execute:
+            # merge/debate with exec+MODEL: the judge fuses knowing which candidates actually work.
+            report = await execute_candidates(plan.prompt, survivors)
+            call = replace(call, facts=tuple(report.facts().items()))
+        return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
+
+    def _judge_call(self, plan: _Plan, backend: Backend, catalog: Catalog) -> JudgeCall:
         info = catalog.info(backend, plan.judge_model)
-        call = JudgeCall(
+        return JudgeCall(
             name=plan.judge_name,
             backend=backend,
             model=plan.judge_model,
@@ -359,7 +383,6 @@ class Fusion:
             pricing=info.pricing if info else None,
             timeout_s=plan.settings.timeout_s,
         )
-        return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
 
 
 def _check_cost(plan: _Plan, catalog: Catalog) -> None:
@@ -406,10 +429,12 @@ class _Plan:
     backends: dict[str, tuple[Backend, str]]
     judge_name: str
     judge_spec: str
-    # None when one model runs alone.
+    # None when one model runs alone, or for ``exec`` alone.
     judge_backend: Backend | None
     judge_model: str
     likelihood: bool
+    judge: JudgeSpec
+    greedy: tuple[str, ...]
     notices: tuple[str, ...]
     nonce: str
 
@@ -420,6 +445,10 @@ def _initial_messages(plan: _Plan) -> tuple[Message, ...]:
         messages.append(Message("system", plan.settings.system))
     messages.append(Message("user", plan.prompt))
     return tuple(messages)
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _latest_answers(rounds: list[list[Candidate]]) -> list[Candidate]:

@@ -153,14 +153,25 @@ def judge_messages(
     schema_name: str,
     schema: dict[str, Any],
     system: str | None = None,
+    facts: Sequence[Labeled] = (),
 ) -> tuple[Message, ...]:
-    """System message with the task only; user message with the question and candidates."""
+    """System message with the task only; user message with the question, candidates and facts.
+
+    ``facts`` (e.g. each candidate's execution results) are fenced like the candidates:
+    they are derived from candidate output, so they are data, never instructions.
+    """
     parts = [
         DATA_NOTICE.format(nonce=nonce),
         "The question:",
         block("question", "Q", question, nonce),
         f"The {len(candidates)} candidate answers:",
         *(block("candidate", c.label, c.text, nonce) for c in candidates),
+        *(
+            ["Facts measured about the candidates (running their code in a sandbox):"]
+            + [block("facts", f.label, f.text, nonce) for f in facts]
+            if facts
+            else []
+        ),
         f"Verdict format: {schema_name}",
         "Reply with a single JSON object that follows this JSON schema, and nothing else:",
         json.dumps(schema, separators=(",", ":")),

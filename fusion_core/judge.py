@@ -1,4 +1,5 @@
-"""Running the judge: an LLM judge reading framed candidates, or a likelihood judge.
+"""Running the judge: an LLM judge reading framed candidates (the likelihood and execution
+judges live in :mod:`fusion_core.judges`).
 
 The LLM judge is one more backend call. Its reply is untrusted: it is parsed
 leniently, checked against the mode's schema, and repaired with one follow-up
@@ -12,13 +13,14 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from fusion_core.backends.base import Backend, ChatRequest, Message
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S
 from fusion_core.errors import BackendError, BackendTimeout, FusionError, InternalError, JudgeError
 from fusion_core.events import Event, JudgeDelta, JudgeStarted
 from fusion_core.framing import Labeled, extract_json_object, judge_messages, repair_messages
+from fusion_core.judges.likelihood import Scorer, judge_by_likelihood
 from fusion_core.modes.base import Mode, Verdict, VerdictFormatError
 from fusion_core.modes.best_of import combine_swapped
 from fusion_core.pool import error_info
@@ -28,16 +30,9 @@ from fusion_core.usage import Pricing, Usage
 # Judges write JSON with an answer inside it; give them room for a full answer.
 DEFAULT_JUDGE_MAX_TOKENS = 4096
 
+__all__ = ["DEFAULT_JUDGE_MAX_TOKENS", "JudgeCall", "Scorer", "judge_by_likelihood", "judge_with_llm", "name_labels"]
+
 Emit = Callable[[Event], None]
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """A local model that can rank continuations by log-probability."""
-
-    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        """Length-normalised log-probability of each continuation given ``prompt``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +51,8 @@ class JudgeCall:
     system: str | None = None
     pricing: Pricing | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # Measured facts about candidates by label (execution results), framed as untrusted data.
+    facts: tuple[tuple[str, str], ...] = ()
 
 
 async def judge_with_llm(
@@ -87,30 +84,6 @@ async def judge_with_llm(
     if len(verdicts) == 2:
         verdict = combine_swapped(verdicts[0], verdicts[1], {c.model: c.text for c in candidates})
     return verdict, _outcome(call, usage, replies, finishes, verdict=verdict)
-
-
-async def judge_by_likelihood(
-    name: str, scorer: Scorer, question: str, candidates: Sequence[Candidate], *, emit: Emit
-) -> tuple[Verdict | None, JudgeOutcome]:
-    """best-of by the judge model's length-normalised log-probability of each candidate."""
-    emit(JudgeStarted(model=name))
-    try:
-        scores = await scorer.score(question, [c.text for c in candidates])
-    except FusionError as exc:
-        return None, JudgeOutcome(model=name, error=error_info(exc))
-    best = max(range(len(candidates)), key=lambda i: scores[i])
-    winner = candidates[best]
-    data = {
-        "method": "likelihood",
-        "winner": winner.model,
-        "winner_label": winner.label,
-        "scores": {c.model: round(s, 4) for c, s in zip(candidates, scores, strict=True)},
-    }
-    rationale = (
-        f"{winner.label} ({winner.model}) has the highest mean token log-probability under {name} ({scores[best]:.3f})."
-    )
-    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
-    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
 
 
 def name_labels(text: str, models: dict[str, str]) -> str:
@@ -151,6 +124,7 @@ async def _judge_once(
         schema_name=call.mode.schema_name,
         schema=schema,
         system=call.system,
+        facts=[Labeled(label, text) for label, text in call.facts if label in labels],
     )
     usage = Usage()
     replies: list[str] = []

@@ -28,7 +28,9 @@ EMBEDDED_MODEL = "local/gemma-3-270m"
 LOCAL_DEFAULT_POOL = PoolConfig(
     name="local-default",
     models=(f"{EMBEDDED_MODEL}*3",),
-    judge=f"likelihood:{EMBEDDED_MODEL}",
+    # Code prompts: run the candidates, ties by penalised likelihood; other prompts: that likelihood
+    # alone (README "Judges" has the measurements behind this choice).
+    judge=f"exec+likelihood:{EMBEDDED_MODEL}",
     mode="best-of",
     max_tokens=128,
 )

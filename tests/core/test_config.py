@@ -82,7 +82,7 @@ def test_flags_override_pool_settings() -> None:
 def test_no_key_and_no_pool_runs_locally() -> None:
     resolved = resolve_settings(_options(), parse_config(""), {})
     assert resolved.settings.pool == LOCAL_DEFAULT_POOL.models
-    assert resolved.settings.judge.startswith("likelihood:")
+    assert resolved.settings.judge == "exec+likelihood:local/gemma-3-270m"
     assert resolved.notice and "locally" in resolved.notice
 
 

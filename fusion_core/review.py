@@ -13,6 +13,7 @@ No judge call is needed to merge; the judge only explains a finding on request
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from fusion_core.analysers import ToolRun, check_tool_spec, is_tool_spec, run_analysers
 from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, complete
 from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
@@ -29,6 +31,7 @@ from fusion_core.models import Member, expand_pool, is_local_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, error_info, run_round
 from fusion_core.redaction import Redaction, redact_code, wire_text
 from fusion_core.result import Candidate, ErrorInfo
+from fusion_core.review_diff import Changed, shown_lines
 from fusion_core.usage import Usage
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "Fix",
     "MergedFinding",
     "ReviewOutcome",
+    "ReviewPlan",
     "ReviewSettings",
     "ReviewTarget",
     "check_cost",
@@ -45,8 +49,10 @@ __all__ = [
     "explain",
     "merge_findings",
     "parse_findings",
+    "plan_review",
     "review",
     "review_messages",
+    "run_plan",
 ]
 
 Severity = Literal["error", "warning", "info", "hint"]
@@ -116,6 +122,8 @@ class ReviewTarget:
     path: str = ""
     language: str = ""
     lines: tuple[int, int] | None = None
+    # Reviewing a change: the changed line ranges (1-based, inclusive); see fusion_core.review_diff.
+    changed: Changed | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,11 @@ class Finding:
     category: str
     message: str
     replacement: str | None = None
+    # Analyser findings: the rule id ("ruff/S608") and its documentation.
+    rule: str | None = None
+    url: str | None = None
+    # The lines ``replacement`` replaces when they differ from the finding's (a ruff fix).
+    fix_lines: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,11 +181,18 @@ class MergedFinding:
     responders: int
     fix: Fix | None = None
     reports: tuple[Finding, ...] = ()
+    # "reviewers" once analysers take part: a reviewer is a reviewer.
+    noun: str = "model"
 
     @property
     def agreement(self) -> str:
-        """E.g. ``2 of 3 models``."""
-        return f"{len(self.models)} of {self.responders} model{'s' if self.responders != 1 else ''}"
+        """E.g. ``2 of 3 models``, or ``3 of 4 reviewers`` with analysers in the pool."""
+        return f"{len(self.models)} of {self.responders} {self.noun}{'s' if self.responders != 1 else ''}"
+
+    @property
+    def rules(self) -> tuple[tuple[str, str | None], ...]:
+        """The analyser rules behind this finding, as (rule id, documentation URL)."""
+        return tuple((r.rule, r.url) for r in self.reports if r.rule)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,6 +204,7 @@ class MergedFinding:
             "message": self.message,
             "models": list(self.models),
             "agreement": [len(self.models), self.responders],
+            "rules": [{"id": rule, "url": url} for rule, url in self.rules],
             "fix": None
             if self.fix is None
             else {"start_line": self.fix.start_line, "end_line": self.fix.end_line, "text": self.fix.text},
@@ -216,8 +237,22 @@ def review_messages(target: ReviewTarget, code: str, nonce: str) -> tuple[Messag
         scope = (
             f"Review only lines {lo}-{hi}; the lines around them are context. Report nothing outside lines {lo}-{hi}."
         )
+    shown = list(range(first, last + 1))
+    if target.changed is not None and target.lines is None:
+        shown = shown_lines(lines, target.changed)
+        spans = ", ".join(f"{lo}-{hi}" if hi > lo else str(lo) for lo, hi in target.changed)
+        scope = (
+            f"Review only the changed lines ({spans}). The other lines shown are context and the file's "
+            "outline; lines not shown are marked with ... . Use the line numbers shown."
+        )
     width = len(str(last))
-    numbered = "\n".join(f"{n:>{width}}| {lines[n - 1]}" for n in range(first, last + 1))
+    rows, previous = [], 0
+    for n in shown:
+        if previous and n > previous + 1:
+            rows.append(f"{'...':>{width}}|")
+        rows.append(f"{n:>{width}}| {lines[n - 1]}")
+        previous = n
+    numbered = "\n".join(rows)
     header = f"File: {target.path or 'untitled'}" + (f" ({target.language})" if target.language else "")
     user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), header, scope, block("code", "FILE", numbered, nonce)])
     system = INSTRUCTIONS.format(schema=json.dumps(FINDINGS_SCHEMA, separators=(",", ":")))
@@ -358,7 +393,8 @@ def merge_findings(
             clusters.append([finding])
         else:
             best.append(finding)
-    merged = [_merge(cluster, max(total, 1), original_lines) for cluster in clusters]
+    noun = "reviewer" if any(is_tool_spec(name) for name in per_model) else "model"
+    merged = [replace(_merge(cluster, max(total, 1), original_lines), noun=noun) for cluster in clusters]
     merged.sort(key=lambda m: (-len(m.models), -_RANK[m.severity], m.start_line, m.id))
     return merged
 
@@ -424,10 +460,11 @@ def _best_fix(cluster: list[Finding], medoid: Finding, original_lines: Sequence[
         if f.replacement is None:
             continue
         text = f.replacement.rstrip()
-        current = "\n".join(original_lines[f.start_line - 1 : f.end_line]).rstrip() if original_lines else None
+        first, last = f.fix_lines or (f.start_line, f.end_line)
+        current = "\n".join(original_lines[first - 1 : last]).rstrip() if original_lines else None
         if text == current:
             continue  # "replace it with itself" is no fix
-        proposals.setdefault((f.start_line, f.end_line, text), []).append(f.model)
+        proposals.setdefault((first, last, text), []).append(f.model)
     if not proposals:
         return None
     (start, end, text), models = max(
@@ -445,11 +482,25 @@ def _ignore(event: Event) -> None:
     return None
 
 
-async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
-    """Run the review pool on ``target`` and merge the findings.
+@dataclass(frozen=True)
+class ReviewPlan:
+    """A review ready to run: the model requests (for a cost estimate first) and the analysers."""
+
+    target: ReviewTarget
+    text: str
+    members: tuple[Member, ...]
+    jobs: tuple[Job, ...]
+    tools: tuple[tuple[str, str], ...]
+    redaction: Redaction
+
+
+async def plan_review(
+    fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore
+) -> ReviewPlan:
+    """Check the pool and build every model request for ``target``; nothing is sent yet.
 
     ``fusion`` is a :class:`fusion_core.engine.Fusion` (its resolver maps specs to
-    backends). Raises FusionError before any request when the review cannot start.
+    backends). Raises FusionError when the review cannot start.
     """
     text = wire_text(target.text)
     if len(text) > MAX_REVIEW_CHARS:
@@ -458,10 +509,14 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
             hint=f"Review a selection instead (the limit is {MAX_REVIEW_CHARS:,} characters).",
         )
     members = expand_pool(settings.pool)
-    fusion.resolver.check_egress([m.spec for m in members])
-    backends = {m.name: fusion.resolver.resolve(m.spec) for m in members}
+    tools = [m for m in members if is_tool_spec(m.spec)]
+    models = [m for m in members if not is_tool_spec(m.spec)]
+    for tool in tools:
+        check_tool_spec(tool.spec)
+    fusion.resolver.check_egress([m.spec for m in models])
+    backends = {m.name: fusion.resolver.resolve(m.spec) for m in models}
     redaction = redact_code(text)
-    remote = [m for m in members if not is_local_spec(m.spec)]
+    remote = [m for m in models if not is_local_spec(m.spec)]
     if remote and redaction.count:
         emit(
             Notice(
@@ -472,7 +527,7 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
     nonce = new_nonce()
     prompts = {False: review_messages(target, text, nonce), True: review_messages(target, redaction.text, nonce)}
     jobs = []
-    for member in members:
+    for member in models:
         backend, model = backends[member.name]
         messages = prompts[not is_local_spec(member.spec)]
         schema = {"name": "findings", "schema": FINDINGS_SCHEMA} if await _structured(backend, model) else None
@@ -491,12 +546,43 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
                 ),
             )
         )
-    if settings.cost_cap_usd is not None:
-        await check_cost(jobs, settings.cost_cap_usd)
-    candidates = await run_round(
-        jobs, emit=emit, quorum=settings.quorum, timeout_s=settings.timeout_s, max_concurrency=settings.max_concurrency
+    return ReviewPlan(
+        target=target,
+        text=text,
+        members=tuple(members),
+        jobs=tuple(jobs),
+        tools=tuple((m.name, m.spec) for m in tools),
+        redaction=redaction,
     )
-    return _collect(candidates, members, text, target, redaction)
+
+
+async def run_plan(plan: ReviewPlan, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
+    """Send the plan's requests and run its analysers (on the code as it is), then merge."""
+    if settings.cost_cap_usd is not None and plan.jobs:
+        await check_cost(plan.jobs, settings.cost_cap_usd)
+
+    async def models() -> list[Candidate]:
+        if not plan.jobs:
+            return []
+        return await run_round(
+            plan.jobs,
+            emit=emit,
+            quorum=settings.quorum,
+            timeout_s=settings.timeout_s,
+            max_concurrency=settings.max_concurrency,
+        )
+
+    analysed = replace(plan.target, text=plan.text)
+    candidates, runs = await asyncio.gather(
+        models(), run_analysers(plan.tools, analysed, emit=emit, timeout_s=settings.timeout_s)
+    )
+    return _collect(candidates, runs, list(plan.members), plan.text, plan.target, plan.redaction)
+
+
+async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
+    """Run the review pool (models and analysers) on ``target`` and merge the findings."""
+    plan = await plan_review(fusion, target, settings, emit=emit)
+    return await run_plan(plan, settings, emit=emit)
 
 
 async def _structured(backend: Backend, model: str) -> bool:
@@ -514,7 +600,12 @@ def _temperature(member: Member, settings: ReviewSettings) -> float | None:
 
 
 def _collect(
-    candidates: list[Candidate], members: list[Member], text: str, target: ReviewTarget, redaction: Redaction
+    candidates: list[Candidate],
+    runs: list[ToolRun],
+    members: list[Member],
+    text: str,
+    target: ReviewTarget,
+    redaction: Redaction,
 ) -> ReviewOutcome:
     lines = _split_lines(text)
     per_model: dict[str, list[Finding]] = {}
@@ -533,6 +624,14 @@ def _collect(
         if cand.model not in local:
             found = [_restored(f, redaction) for f in found]
         per_model[cand.model] = found
+    for run in runs:
+        if run.candidate is None:
+            continue  # the analyser does not apply to this file
+        candidates.append(run.candidate)
+        if run.candidate.ok:
+            per_model[run.member] = list(run.findings)
+        elif run.candidate.error is not None:
+            failures[run.member] = run.candidate.error
     merged = merge_findings(per_model, len(per_model), lines)
     usage = sum((c.usage for c in candidates), Usage())
     return ReviewOutcome(
@@ -540,7 +639,7 @@ def _collect(
         candidates=tuple(candidates),
         responders=tuple(per_model),
         failures=failures,
-        redacted=redaction.count if len(local) < len(members) else 0,
+        redacted=redaction.count if any(not m.is_local and not is_tool_spec(m.spec) for m in members) else 0,
         usage=usage,
     )
 

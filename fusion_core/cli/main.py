@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from fusion_core.cli import review_cmd
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--count", type=int, default=10, help="how many recent runs (default 10)")
     logs.add_argument("--id", type=int, dest="run_id", help="print this run's full result JSON")
     commands.add_parser("costs", help="calls, tokens and cost per model over every logged run")
+    review_cmd.add_parser(commands)
     return parser
 
 
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, config, err)
         if args.command == "models":
             return asyncio.run(_models(args, config))
+        if args.command == "review":
+            return review_cmd.run(args, config)
         if args.command in ("logs", "costs"):
             return _show_log(args)
         return _pools(config)

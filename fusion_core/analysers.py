@@ -43,10 +43,17 @@ from fusion_core.usage import Usage
 if TYPE_CHECKING:
     from fusion_core.review import Finding, ReviewTarget
 
-__all__ = ["ANALYSERS", "TOOL_PREFIX", "ToolRun", "is_tool_spec", "run_analysers"]
+__all__ = ["ANALYSERS", "DEFAULT_ANALYSER_POOL", "TOOL_PREFIX", "ToolRun", "is_tool_spec", "run_analysers"]
 
 TOOL_PREFIX = "tool:"
 ANALYSERS = ("ruff", "bandit", "semgrep")
+# The review pool with no key and no instruct model: useful in seconds, offline (CLI and editor).
+DEFAULT_ANALYSER_POOL = ("tool:ruff", "tool:bandit")
+NO_LLM_NOTICE = (
+    "No LLM reviewer is configured: reviewing with ruff and bandit only. To add models, set "
+    'OPENROUTER_API_KEY, or add a [pools.review] to fusion.toml (models = ["tool:ruff", '
+    '"anthropic/claude-sonnet-4", ...]).'
+)
 DEFAULT_TOOL_TIMEOUT_S = 60.0
 MAX_TOOL_OUTPUT_BYTES = 8_000_000
 MAX_FINDINGS_PER_TOOL = 200

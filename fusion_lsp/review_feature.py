@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from fusion_core.analysers import NO_LLM_NOTICE, is_tool_spec
 from fusion_core.errors import FusionError
 from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.review import DEFAULT_REVIEW_TEMPERATURE, ReviewSettings, ReviewTarget, explain, review
@@ -131,6 +132,8 @@ async def _run_review(
     except FusionError as exc:
         ls.show(f"Fusion review: {exc.describe()}", types.MessageType.Error)
         return {"findings": 0, "error": exc.message}
+    if all(is_tool_spec(spec) for spec in settings.review_pool):
+        ls.log(f"Fusion review: {NO_LLM_NOTICE}")
     progress = await ReviewProgress.create(ls, token, models, lambda note: ls.log(f"Fusion: {note}"))
     task = asyncio.current_task()
     assert task is not None

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fusion_core.analysers import DEFAULT_ANALYSER_POOL, NO_LLM_NOTICE
 from fusion_core.backends.openai_http import OPENROUTER_KEY_ENV
 from fusion_core.cli.review_files import Source, collect_changes, collect_paths
 from fusion_core.cli.review_output import FORMATS, FileReview, render
@@ -45,15 +46,10 @@ from fusion_core.review import (
 )
 from fusion_core.review_diff import scope_to_changes
 
-__all__ = ["OFFLINE_REVIEW_POOL", "add_parser", "run"]
+__all__ = ["add_parser", "run"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_NO_REVIEWER = 0, 1, 2, 3
-OFFLINE_REVIEW_POOL = ("tool:ruff", "tool:bandit")
-OFFLINE_NOTICE = (
-    "No LLM reviewer is configured: reviewing with ruff and bandit only. To add models, set "
-    f'{OPENROUTER_KEY_ENV}, or add a [pools.review] to fusion.toml (models = ["tool:ruff", '
-    '"anthropic/claude-sonnet-4", ...]), or pass --pool.'
-)
+OFFLINE_NOTICE = NO_LLM_NOTICE[:-1] + ", or pass --pool."
 # Bump when the review prompt or the merge changes, so cached findings are not reused.
 PROMPT_VERSION = "review-1"
 FILES_AT_ONCE = 4
@@ -121,8 +117,8 @@ def _pool(flag: str | None, config: Config) -> tuple[tuple[str, ...], bool]:
     if "review" in config.pools:
         return config.pools["review"].models, False
     if os.environ.get(OPENROUTER_KEY_ENV, "").strip() and not config.local_only:
-        return (*OFFLINE_REVIEW_POOL, *REMOTE_DEFAULT_POOL.models), False
-    return OFFLINE_REVIEW_POOL, True
+        return (*DEFAULT_ANALYSER_POOL, *REMOTE_DEFAULT_POOL.models), False
+    return DEFAULT_ANALYSER_POOL, True
 
 
 def _settings(pool: tuple[str, ...], config: Config) -> ReviewSettings:

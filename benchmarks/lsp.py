@@ -11,7 +11,11 @@ Run from the repository root::
 (b) ``$/cancelRequest`` → the test server seeing the upstream connection close,
     for a completion and for a review;
 (c) time to answer ``initialize``: from spawning the process, and from sending
-    the request.
+    the request;
+(d) with ``--local``: the defaults a first user has (no key, no fusion.toml, no
+    settings, the embedded Gemma 3 270M warm), the time each ``textDocument/completion``
+    takes and how many come back non-empty, p50/p95 over repeated requests at
+    different places in a few files. ``--local-only`` runs just this part.
 """
 
 from __future__ import annotations
@@ -44,13 +48,27 @@ DEFAULT_REPS = 20
 DEFAULT_LATENCY_MS = 300
 CODE = "def add(a, b):\n    return \n"
 CURSOR = types.Position(line=1, character=11)
+# Where a first user asks for a completion: the code before the cursor (the cursor is at its end).
+LOCAL_SNIPPETS = [
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return ",
+    "import os\n\n\ndef list_python_files(root):\n    return [name for name in os.listdir(root) if ",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        ",
+    "def mean(values):\n    total = sum(values)\n    return ",
+    "with open(path) as handle:\n    for line in handle:\n        ",
+]
+LOAD_TIMEOUT_S = 300.0
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
         "median": statistics.median(ordered),
-        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "p90": percentile(ordered, 0.9),
+        "p95": percentile(ordered, 0.95),
         "min": ordered[0],
         "max": ordered[-1],
     }
@@ -85,8 +103,8 @@ async def stop(client: LanguageClient) -> None:
     await client.stop()
 
 
-def open_doc(client: LanguageClient, root: Path, text: str = CODE) -> str:
-    uri = (root / "bench.py").as_uri()
+def open_doc(client: LanguageClient, root: Path, text: str = CODE, name: str = "bench.py") -> str:
+    uri = (root / name).as_uri()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
@@ -179,8 +197,62 @@ async def cancel_to_close(env: dict[str, str], root: Path, server: TestServer, r
     return delays
 
 
+async def local_completion(reps: int) -> dict[str, Any]:
+    """A first user's completions: no key, no fusion.toml, no settings; the embedded model, warm."""
+    import os
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "FUSION_"))}
+        env["HOME"] = tmp
+        env.setdefault("XDG_CACHE_HOME", str(Path("~/.cache").expanduser()))
+        client, _, _ = await start(env, root, {})
+        try:
+            loaded = time.perf_counter()
+            while not any("loaded local/" in m.message for m in client.log_messages):
+                if time.perf_counter() - loaded > LOAD_TIMEOUT_S:
+                    raise RuntimeError(f"the model did not load: {[m.message for m in client.log_messages]}")
+                await asyncio.sleep(0.1)
+            load_s = time.perf_counter() - loaded
+            uris = [open_doc(client, root, text, f"snippet{i}.py") for i, text in enumerate(LOCAL_SNIPPETS)]
+            times: list[float] = []
+            nonempty: list[float] = []
+            for rep in range(reps + 1):
+                index = rep % len(LOCAL_SNIPPETS)
+                lines = LOCAL_SNIPPETS[index].split("\n")
+                position = types.Position(line=len(lines) - 1, character=len(lines[-1]))
+                params = types.CompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uris[index]), position=position
+                )
+                started = time.perf_counter()
+                result = await client.text_document_completion_async(params)
+                elapsed = time.perf_counter() - started
+                if rep == 0:
+                    continue  # warm-up: the first prompt's prefill
+                times.append(elapsed)
+                if result.items:
+                    nonempty.append(elapsed)
+        finally:
+            await stop(client)
+    with open("/proc/loadavg") as loadavg:
+        load = loadavg.read().split()[0]
+    return {
+        "completion_s": summary(times),
+        "nonempty_s": summary(nonempty) if nonempty else None,
+        "nonempty": len(nonempty),
+        "requests": len(times),
+        "model_ready_after_initialize_s": load_s,
+        "load_average_1min_after": float(load),
+        "cpus": os.cpu_count(),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if args.local or args.local_only:
+        results["local"] = await local_completion(args.local_reps)
+        if args.local_only:
+            return results
     model = f"mock/lat-{args.latency_ms}"
     with run_test_server(key=KEY) as server, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -220,14 +292,34 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def report_local(local: dict[str, Any]) -> list[str]:
+    def line(s: dict[str, float]) -> str:
+        return f"p50 {s['median'] * 1000:7.1f} ms   p95 {s['p95'] * 1000:7.1f} ms   max {s['max'] * 1000:7.1f} ms"
+
+    lines = [
+        f"fusion-lsp, no key, no fusion.toml, embedded model warm ({local['cpus']} CPUs, "
+        f"1-min load average {local['load_average_1min_after']:.1f} after the run)",
+        f"  model ready, after initialize  {local['model_ready_after_initialize_s']:.2f} s",
+        f"  completion, every request      {line(local['completion_s'])}",
+        f"  non-empty items                {local['nonempty']} of {local['requests']}",
+    ]
+    if local["nonempty_s"]:
+        lines.append(f"  completion, non-empty ones     {line(local['nonempty_s'])}")
+    return lines
+
+
 def report(results: dict[str, Any]) -> str:
     def ms(key: str) -> str:
         s = results[key]
         return f"median {s['median'] * 1000:7.1f} ms   p90 {s['p90'] * 1000:7.1f} ms   max {s['max'] * 1000:7.1f} ms"
 
+    local = report_local(results["local"]) if "local" in results else []
+    if "params" not in results:
+        return "\n".join(local)
     p = results["params"]
     return "\n".join(
-        [
+        local
+        + [
             f"fusion-lsp benchmark ({p['model']}, {p['reps']} completion requests, {p['cancel_reps']} cancellations)",
             f"  initialize, from spawn          {ms('initialize_from_spawn_s')}",
             f"  initialize, started process     {ms('initialize_request_s')}",
@@ -249,6 +341,9 @@ def main() -> int:
     parser.add_argument("--cancel-reps", type=int, default=10, help="cancellations per kind")
     parser.add_argument("--init-reps", type=int, default=5, help="server starts")
     parser.add_argument("--latency-ms", type=int, default=DEFAULT_LATENCY_MS, help="the mock model's latency")
+    parser.add_argument("--local", action="store_true", help="also time completion with the embedded model")
+    parser.add_argument("--local-only", action="store_true", help="only time completion with the embedded model")
+    parser.add_argument("--local-reps", type=int, default=DEFAULT_REPS, help="local completion requests")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))

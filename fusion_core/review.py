@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fusion_core.analysers import ToolRun, check_tool_spec, is_tool_spec, run_analysers
-from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, complete
+from fusion_core.backends.base import Backend, ChatRequest, Completion, Message, ModelCatalog, complete
 from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
@@ -717,8 +717,11 @@ async def explain(
     *,
     is_local: bool,
     cost_cap_usd: float | None = None,
-) -> tuple[str, Usage]:
-    """The judge's rationale for ``finding``; ``code`` is the file text (redacted here if remote)."""
+) -> Completion:
+    """The judge's rationale for ``finding`` (``finish_reason`` ``length``: cut at max_tokens).
+
+    ``code`` is the file text, redacted here if the judge is remote.
+    """
     lines = _split_lines(wire_text(code))
     reports = "\n".join(f"- {r.model} ({r.severity}, {r.category}): {r.message}" for r in finding.reports)
     fix = finding.fix.text if finding.fix else "(none)"
@@ -747,4 +750,4 @@ async def explain(
     if cost_cap_usd is not None:
         await check_cost([Job(member=model, label="judge", backend=backend, request=request)], cost_cap_usd)
     reply = await complete(backend, request)
-    return reply.text.strip(), reply.usage
+    return replace(reply, text=reply.text.strip())

@@ -10,19 +10,23 @@ live JupyterLab the widget view's stylesheet hides this copy.
 from __future__ import annotations
 
 import sys
-from typing import IO, TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from fusion_core.display import error_text, format_cost, format_seconds, format_tokens, progress_line
-from fusion_core.events import (
-    Event,
-)
+from fusion_core.events import CandidateDelta, CandidateFinished, Event
 from fusion_core.result import Candidate, FusionResult
 from fusion_jupyter.html import STATIC_CLASS
+from fusion_jupyter.safe_html import answer_html, markdown_block, markdown_text
+from fusion_jupyter.state import STREAMING, RunState
 
 if TYPE_CHECKING:
     from fusion_jupyter.view import FusionView
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# In a terminal, a line with each streaming model's tokens so far at most this often.
+TOKENS_LINE_INTERVAL_S = 2.0
 
 
 class FusionOutput:
@@ -50,11 +54,11 @@ def no_answer_markdown(result: FusionResult) -> str:
     if result.status == "all_failed":
         hints = sorted({c.error.hint for c in result.candidates if c.error and c.error.hint})
         lines = ["**No answer: every candidate failed.**", ""]
-        lines += [f"- {hint}" for hint in hints]
+        lines += [f"- {markdown_text(hint)}" for hint in hints]
         return "\n".join(lines)
     hint = result.judge.error.hint if result.judge and result.judge.error else ""
     return "**No fused answer: the judge failed.** Every candidate's answer is kept in the result's `candidates`." + (
-        f"\n\n{hint}" if hint else ""
+        f"\n\n{markdown_text(hint)}" if hint else ""
     )
 
 
@@ -88,69 +92,134 @@ def plain_text(result: FusionResult) -> str:
     return "\n".join(lines)
 
 
-def _candidate_line(cand: Candidate) -> str:
+def _status(cand: Candidate) -> str:
     status = {"ok": "done"}.get(cand.status, cand.status)
-    parts = [status, format_seconds(cand.latency_s), format_tokens(cand.usage), format_cost(cand.usage)]
+    return status + (" (truncated at max_tokens)" if cand.truncated else "")
+
+
+def _candidate_line(cand: Candidate) -> str:
+    parts = [_status(cand), format_seconds(cand.latency_s), format_tokens(cand.usage), format_cost(cand.usage)]
     if cand.error is not None:
         parts.append(error_text(cand.error.kind, cand.error.status, cand.error.message))
     return " · ".join(p for p in parts if p)
 
 
 def markdown(result: FusionResult) -> str:
-    """The answer, the verdict and a table of the models, as Markdown."""
-    lines = [f'<div class="{STATIC_CLASS}"></div>', "", f"*{_summary(result)}*", ""]
+    """The answer, the verdict and a table of the models, as Markdown.
+
+    Nothing from outside is live markup here: answers are sanitised HTML blocks
+    and every other string is escaped (see :mod:`fusion_jupyter.safe_html`).
+    """
+    lines = [f'<div class="{STATIC_CLASS}"></div>', "", f"*{markdown_text(_summary(result))}*", ""]
     if result.ok:
-        lines += [result.answer, ""]
+        lines += [markdown_block(answer_html(result.answer)), ""]
     else:
         lines += [no_answer_markdown(result), ""]
         if result.status == "judge_failed":
             for cand in result.candidates:
                 if cand.ok:
-                    lines += [f"#### {cand.model}", "", cand.text, ""]
+                    lines += [f"#### {markdown_text(cand.model)}", "", markdown_block(answer_html(cand.text)), ""]
     lines += _verdict_markdown(result)
     lines += ["| model | status | latency | tokens | cost |", "|---|---|---|---|---|"]
     for cand in result.candidates:
-        status = {"ok": "done"}.get(cand.status, cand.status)
+        status = _status(cand)
         if cand.error is not None:
             status += ": " + error_text(cand.error.kind, cand.error.status, cand.error.message)
         cells = [cand.model, status, format_seconds(cand.latency_s), format_tokens(cand.usage), format_cost(cand.usage)]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(markdown_text(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _verdict_markdown(result: FusionResult) -> list[str]:
     if result.judge is None or not result.judge.verdict:
         return []
     data = result.judge.verdict
-    lines = [f"**Verdict** ({result.mode}, judge {result.judge.model})", ""]
+    md = markdown_text
+    lines = [f"**Verdict** ({md(result.mode)}, judge {md(result.judge.model)})", ""]
     if "winner" in data:
         scores = ", ".join(f"{model} {score:g}" for model, score in (data.get("scores") or {}).items())
-        lines.append(f"- winner: **{data['winner']}**" + (f" (scores: {scores})" if scores else ""))
+        lines.append(f"- winner: **{md(str(data['winner']))}**" + (f" (scores: {md(scores)})" if scores else ""))
     else:
         if isinstance(data.get("confidence"), int | float):
             lines.append(f"- confidence: {data['confidence']:.0%}")
-        lines += [f"- consensus: {c}" for c in data.get("consensus") or []]
+        lines += [f"- consensus: {md(str(c))}" for c in data.get("consensus") or []]
         for item in data.get("contradictions") or []:
             stances = "; ".join(f"{s.get('model')}: {s.get('stance')}" for s in item.get("stances") or [])
-            lines.append(f"- contradiction, {item.get('topic')}: {stances}")
-        lines += [f"- unique insight ({i.get('model')}): {i.get('insight')}" for i in data.get("unique_insights") or []]
-        lines += [f"- blind spot: {b}" for b in data.get("blind_spots") or []]
+            lines.append(f"- contradiction, {md(str(item.get('topic')))}: {md(stances)}")
+        lines += [
+            f"- unique insight ({md(str(i.get('model')))}): {md(str(i.get('insight')))}"
+            for i in data.get("unique_insights") or []
+        ]
+        lines += [f"- blind spot: {md(str(b))}" for b in data.get("blind_spots") or []]
     if result.judge.rationale:
-        lines.append(f"- rationale: {result.judge.rationale}")
+        lines.append(f"- judge's rationale: {md(result.judge.rationale)}")
     return lines + [""]
 
 
-class TextProgress:
-    """Progress as one line per status change, for terminals and other widget-less front ends."""
+class AssemblyReporter(Protocol):
+    """Shows the first assembly of the embedded model: ``update`` is its progress callback."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def update(self, done: int, total: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class TextAssembly:
+    """The embedded model's first assembly as a line per tenth done, for widget-less front ends."""
+
+    def __init__(self, model: str, stream: IO[str] | None = None) -> None:
+        self.model, self._stream = model, stream
+        self.tenths_shown = -1
+
+    def update(self, done: int, total: int) -> None:
+        tenths = done * 10 // total if total else 0
+        if tenths > self.tenths_shown:
+            self.tenths_shown = tenths
+            mib = f"{done / 2**20:.0f}/{total / 2**20:.0f} MiB"
+            print(f"assembling {self.model} (first run only): {tenths * 10}% ({mib})", file=self._out, flush=True)
+
+    def finish(self) -> None:
+        print(f"{self.model} is ready", file=self._out, flush=True)
+
+    @property
+    def _out(self) -> IO[str]:
+        return self._stream or sys.stderr
+
+
+class TextProgress:
+    """Progress for terminals and other widget-less front ends: one line per status change,
+    and every ``interval_s`` one line with each streaming model's tokens so far."""
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        interval_s: float = TOKENS_LINE_INTERVAL_S,
+    ) -> None:
         self._stream = stream
+        self.state = RunState(clock=clock)
+        self._clock, self._interval = clock, interval_s
+        self._last_tokens_line = clock()
 
     def handle(self, event: Event) -> None:
+        self.state.apply(event)
         line = progress_line(event)
+        if line and isinstance(event, CandidateFinished) and event.finish_reason == "length":
+            line += " (truncated at max_tokens)"
         if line:
-            print(line, file=self._stream or sys.stderr, flush=True)
+            self._print(line)
+        if isinstance(event, CandidateDelta):
+            self._tokens_line()
+
+    def _tokens_line(self) -> None:
+        now = self._clock()
+        if now - self._last_tokens_line < self._interval:
+            return
+        self._last_tokens_line = now
+        streaming = [p for p in self.state.panes.values() if p.status == STREAMING]
+        if streaming:
+            self._print("  tokens so far: " + ", ".join(f"{p.model} ~{p.chunks:,}" for p in streaming))
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._stream or sys.stderr, flush=True)

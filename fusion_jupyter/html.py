@@ -13,6 +13,7 @@ from typing import Any
 
 from fusion_core.display import error_text, format_cost, format_seconds, format_tokens
 from fusion_core.result import ErrorInfo, FusionResult
+from fusion_core.usage import Usage
 from fusion_jupyter.state import (
     CANCELLED,
     DONE,
@@ -21,6 +22,23 @@ from fusion_jupyter.state import (
     WAITING,
     PaneState,
     RunState,
+)
+
+# The pane's buttons. Their handlers are our own constant code; they only read the
+# pane's text (escaped, never markup) and toggle a class on the pane.
+_COPY_JS = (
+    "const p=this.closest('.fusion-pane'),t=[...p.querySelectorAll('.fusion-text')].pop(),"
+    "s=t?t.textContent:'',b=this,done=()=>{b.textContent='copied';setTimeout(()=>b.textContent='copy',1500)};"
+    "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(s).then(done)}"
+    "else{const a=document.createElement('textarea');a.value=s;document.body.appendChild(a);a.select();"
+    "document.execCommand('copy');a.remove();done()}"
+)
+_COLLAPSE_JS = "this.closest('.fusion-pane').classList.toggle('fusion-collapsed')"
+PANE_TOOLS = (
+    '<span class="fusion-tools">'
+    f'<button class="fusion-tool fusion-copy" title="copy this answer" onclick="{escape(_COPY_JS)}">copy</button>'
+    f'<button class="fusion-tool fusion-collapse" title="collapse or expand this pane" '
+    f'onclick="{escape(_COLLAPSE_JS)}"></button></span>'
 )
 
 # A static (text/markdown) copy of the result carries this class; the live view hides it.
@@ -49,6 +67,14 @@ STYLE = """<style>
 .fusion-status-failed { --fusion-status: var(--jp-error-color1, #d32f2f); }
 .fusion-status-cancelled { --fusion-status: var(--jp-warn-color1, #f57c00); }
 .fusion-pane-head { display: flex; align-items: center; gap: 6px; }
+.fusion-tools { margin-left: auto; display: flex; gap: 2px; }
+.fusion-tool { border: 1px solid var(--jp-border-color2, #ccc); border-radius: 3px; background: transparent;
+  color: var(--jp-ui-font-color2, #666); font-size: var(--jp-ui-font-size0, 11px); padding: 0 5px; cursor: pointer; }
+.fusion-tool:hover { color: var(--jp-ui-font-color0, #000); border-color: var(--jp-border-color1, #999); }
+.fusion-collapse::after { content: "collapse"; }
+.fusion-collapsed .fusion-collapse::after { content: "expand"; }
+.fusion-collapsed .fusion-scroll { display: none; }
+.fusion-badge.fusion-truncated { background: var(--jp-warn-color1, #f57c00); }
 .fusion-model { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .fusion-badge { border-radius: 8px; padding: 0 7px; font-size: var(--jp-ui-font-size0, 11px);
   background: var(--fusion-status); color: var(--jp-ui-inverse-font-color1, #fff); white-space: nowrap; }
@@ -69,15 +95,36 @@ STYLE = """<style>
 .fusion-verdict .fusion-who { color: var(--jp-ui-font-color2, #666); font-style: italic; }
 .fusion-chart, .fusion-scores { display: grid; gap: 2px 8px; align-items: center;
   font-variant-numeric: tabular-nums; }
-.fusion-chart { grid-template-columns: minmax(6em, max-content) minmax(60px, 1fr) 5em minmax(60px, 1fr) 6.5em; }
-.fusion-scores { grid-template-columns: minmax(6em, max-content) minmax(60px, 320px) 5em; }
+.fusion-chart { grid-template-columns: minmax(6em, max-content) minmax(60px, 1fr) 5em minmax(60px, 1fr) 7.5em; }
+.fusion-scores { grid-template-columns: minmax(6em, max-content) minmax(60px, 320px) max-content; }
+.fusion-scores .fusion-num { text-align: left; }
+.fusion-rationale { margin-top: 4px; }
+.fusion-rationale b { font-weight: 600; }
 .fusion-chart-title { color: var(--jp-ui-font-color2, #666); }
 .fusion-scores .fusion-chart-title { grid-column: 1 / -1; }
 .fusion-bar { height: 10px; background: var(--jp-layout-color3, #ddd); border-radius: 3px; overflow: hidden; }
 .fusion-bar > span { display: block; height: 100%; background: var(--jp-brand-color1, #1976d2); }
 .fusion-bar.fusion-bar-failed > span { background: var(--jp-error-color1, #d32f2f); }
 .fusion-bar.fusion-bar-winner > span { background: var(--jp-success-color1, #388e3c); }
+.fusion-bar.fusion-bar-judge > span { background: var(--jp-ui-font-color2, #666); }
 .fusion-num { text-align: right; color: var(--jp-ui-font-color2, #666); }
+/* Highlighted code in the fused answer: Pygments' classes in the editor's theme colours. */
+.fusion-answer pre { background: var(--jp-cell-editor-background, #f7f7f7); padding: 6px 8px; border-radius: 3px;
+  overflow-x: auto; }
+.fusion-answer pre code { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 13px); }
+.fusion-answer .k, .fusion-answer .kn, .fusion-answer .kd, .fusion-answer .kr, .fusion-answer .ow
+  { color: var(--jp-mirror-editor-keyword-color, #008000); font-weight: bold; }
+.fusion-answer .kc, .fusion-answer .m, .fusion-answer .mi, .fusion-answer .mf
+  { color: var(--jp-mirror-editor-number-color, #080); }
+.fusion-answer .s, .fusion-answer .s1, .fusion-answer .s2, .fusion-answer .sa, .fusion-answer .sd,
+  .fusion-answer .se, .fusion-answer .si, .fusion-answer .sb { color: var(--jp-mirror-editor-string-color, #ba2121); }
+.fusion-answer .c, .fusion-answer .c1, .fusion-answer .cm, .fusion-answer .ch
+  { color: var(--jp-mirror-editor-comment-color, #408080); font-style: italic; }
+.fusion-answer .nb, .fusion-answer .bp { color: var(--jp-mirror-editor-builtin-color, #008000); }
+.fusion-answer .nf, .fusion-answer .fm, .fusion-answer .nc { color: var(--jp-mirror-editor-def-color, #00f); }
+.fusion-answer .o { color: var(--jp-mirror-editor-operator-color, #aa22ff); }
+.fusion-answer .nd { color: var(--jp-mirror-editor-meta-color, #aa22ff); }
 /* In a live front end the widget shows everything; hide the static copy that follows it. */
 .jp-OutputArea-child:has(.fusion-view) ~ .jp-OutputArea-child:has(.fusion-static) { display: none; }
 </style>"""
@@ -110,19 +157,35 @@ def notices(messages: Iterable[str]) -> str:
     return "".join(f'<div class="fusion-notice">note: {escape(m)}</div>' for m in messages)
 
 
-def pane_head(pane: PaneState, debate: bool) -> str:
-    """Model name, status badge, then latency, tokens and cost."""
+def pane_head(pane: PaneState, debate: bool, now: float | None = None) -> str:
+    """Model name, status badge and the pane's buttons, then latency, tokens and cost.
+
+    While the model streams, the stats show the time so far (from ``now``) and the
+    chunks received, about one token each.
+    """
     status = pane.status + (f" · round {pane.round}" if debate and pane.round > 1 else "")
     stats = []
-    if pane.status not in (WAITING, STREAMING) or pane.latency_s:
-        stats.append(format_seconds(pane.latency_s))
-    if pane.usage is not None:
-        stats += [format_tokens(pane.usage), format_cost(pane.usage)]
+    if pane.status == STREAMING:
+        if now is not None and pane.started_at is not None:
+            stats.append(format_seconds(pane.latency_s + now - pane.started_at))
+        stats.append(f"~{pane.chunks:,} tokens so far")
+    else:
+        if pane.status != WAITING or pane.latency_s:
+            stats.append(format_seconds(pane.latency_s))
+        if pane.usage is not None:
+            stats += [format_tokens(pane.usage), format_cost(pane.usage)]
+    truncated = (
+        '<span class="fusion-badge fusion-truncated" title="stopped at max_tokens: the answer is cut off">'
+        "truncated</span>"
+        if pane.truncated
+        else ""
+    )
     return (
         '<div class="fusion-pane-head">'
         f'<span class="fusion-model" title="{escape(pane.model)}">{escape(pane.model)}</span>'
-        f'<span class="fusion-badge">{escape(status)}</span></div>'
-        f'<div class="fusion-stats">{escape(" · ".join(s for s in stats if s))}</div>'
+        f'<span class="fusion-badge">{escape(status)}</span>{truncated}</div>'
+        f'<div class="fusion-pane-head"><span class="fusion-stats">{escape(" · ".join(s for s in stats if s))}</span>'
+        f"{PANE_TOOLS}</div>"
     )
 
 
@@ -178,7 +241,7 @@ def verdict(result: FusionResult) -> str:
     else:
         parts.append(_analysis(data))
     if result.judge.rationale:
-        parts.append(f'<div class="fusion-meta">{escape(result.judge.rationale)}</div>')
+        parts.append(f'<div class="fusion-rationale"><b>Judge\'s rationale:</b> {escape(result.judge.rationale)}</div>')
     return f'<div class="fusion-verdict">{"".join(parts)}</div>'
 
 
@@ -243,26 +306,40 @@ def _list(title: str, items: list[str]) -> str:
 
 
 def chart(state: RunState) -> str:
-    """Latency and cost per model, as bars side by side."""
+    """Latency and cost per model, as bars side by side.
+
+    Latency bars are scaled to the slowest model. Cost bars are each model's share
+    of what the whole run cost (the judge's row included), from zero: equal costs
+    show as equal partial bars, not as a row of full ones.
+    """
     panes = list(state.panes.values())
     if not panes:
         return ""
     longest = max((p.latency_s for p in panes), default=0.0)
-    costs = [p.usage.cost if p.usage is not None and p.usage.cost is not None else None for p in panes]
-    dearest = max((c for c in costs if c is not None), default=0.0)
+    rows_cost = [(p.model, p.usage, _bar_kind(p), p.latency_s) for p in panes]
+    judge = state.result.judge if state.result is not None else None
+    judge_usage = judge.usage if judge is not None and judge.usage.cost is not None else None
+    usages = [u for _, u, _, _ in rows_cost] + [judge_usage]
+    total = sum(u.cost for u in usages if u is not None and u.cost is not None)
     rows = [
         '<div class="fusion-section-title">Latency and cost</div><div class="fusion-chart">',
         '<div></div><div class="fusion-chart-title">latency</div><div></div>'
-        '<div class="fusion-chart-title">cost</div><div></div>',
+        '<div class="fusion-chart-title">cost (share of the run)</div><div></div>',
     ]
-    for pane, cost in zip(panes, costs, strict=True):
-        kind = _bar_kind(pane)
-        rows.append(
-            _bar_row(pane.model, pane.latency_s / longest if longest else 0.0, format_seconds(pane.latency_s), kind)
-        )
-        rows.append(_bar(cost / dearest if cost is not None and dearest else 0.0, format_cost(pane.usage), kind))
+    for model, usage, kind, latency in rows_cost:
+        rows.append(_bar_row(model, latency / longest if longest else 0.0, format_seconds(latency), kind))
+        rows.append(_bar(_share(usage, total), format_cost(usage), kind))
+    if judge is not None and judge_usage is not None:
+        rows.append(f'<div class="fusion-model" title="judge {escape(judge.model)}">judge</div><div></div><div></div>')
+        rows.append(_bar(_share(judge_usage, total), format_cost(judge_usage), "judge"))
     rows.append("</div>")
     return "".join(rows)
+
+
+def _share(usage: Usage | None, total: float) -> float:
+    if usage is None or usage.cost is None or total <= 0:
+        return 0.0
+    return usage.cost / total
 
 
 def _bar_kind(pane: PaneState) -> str:

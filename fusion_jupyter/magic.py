@@ -1,4 +1,4 @@
-"""The ``%%fuse`` cell magic and the ``%fuse_pools`` / ``%fuse_config`` line magics.
+"""``%%fuse`` (and ``%fuse`` on one line, see :mod:`fusion_jupyter.line`), ``%fuse_pools``, ``%fuse_config``.
 
 How the panes stay live while the cell is busy
 ----------------------------------------------
@@ -36,22 +36,25 @@ from collections.abc import Generator, Mapping
 from typing import Any, NoReturn, cast
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display
-from traitlets import CaselessStrEnum
+from traitlets import CaselessStrEnum, Float
 
 from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, RunFinished
+from fusion_core.local_models import EMBEDDED_MODEL, embedded_model_ready, prepare_embedded_model
 from fusion_core.options import add_run_options, pool_lines
 from fusion_core.result import FusionResult
-from fusion_jupyter.fallback import FusionOutput, TextProgress
+from fusion_jupyter.fallback import TOKENS_LINE_INTERVAL_S, AssemblyReporter, FusionOutput, TextAssembly, TextProgress
+from fusion_jupyter.line import code_of, split_line
 from fusion_jupyter.session import RUN_OPTION_DESTS, FusionSession, Prepared
 
 LAST_RESULT_NAME = "_fusion_result"
 INTERRUPTED_MESSAGE = "fusion: interrupted; every in-flight request was cancelled (the panes keep what had arrived)"
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+FORMATS = ("markdown", "code")
 
 
 class FusionMagicError(Exception):
@@ -90,14 +93,22 @@ class _MagicParser(argparse.ArgumentParser):
 
 
 def fuse_parser() -> argparse.ArgumentParser:
-    """The ``%%fuse`` options: the CLI's run options plus ``-o NAME``."""
+    """The ``%%fuse`` / ``%fuse`` options: the CLI's run options plus ``-o NAME`` and ``-f FORMAT``."""
     parser = _MagicParser(
         prog="%%fuse",
-        description="Fuse the answers of a pool of models to the "
-        "prompt in the cell body ({name} is filled from the notebook's variables).",
+        description="Fuse the answers of a pool of models to the prompt in the cell body, or after the "
+        "options in the one-line form `%fuse [options] [--] prompt` ({name} is filled from the notebook's "
+        "variables).",
     )
     add_run_options(parser)
     parser.add_argument("-o", "--output", metavar="NAME", help="store the FusionResult in this variable")
+    parser.add_argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default=FORMATS[0],
+        help="markdown (default): show the answer; code: also put the answer's code into a new cell below",
+    )
     return parser
 
 
@@ -115,9 +126,15 @@ def config_parser() -> argparse.ArgumentParser:
 
 def _parse(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace | None:
     try:
-        return parser.parse_args(shlex.split(line))
+        tokens = shlex.split(line)
     except ValueError as exc:  # shlex: unbalanced quotes
         raise UsageError(f"{parser.prog}: {exc}") from None
+    return _parse_tokens(parser, tokens)
+
+
+def _parse_tokens(parser: argparse.ArgumentParser, tokens: list[str]) -> argparse.Namespace | None:
+    try:
+        return parser.parse_args(tokens)
     except _Exit:
         return None
 
@@ -131,11 +148,16 @@ class FusionMagics(Magics):
         default_value="auto",
         help="How %%fuse shows a run: live widgets, progress lines, or auto (widgets in a kernel).",
     ).tag(config=True)
+    progress_interval = Float(
+        TOKENS_LINE_INTERVAL_S,
+        help="Without widgets, print each streaming model's tokens so far at most this often (seconds).",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, session: FusionSession | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.session = session or FusionSession()
         self.last_view: Any = None
+        self.last_assembly: AssemblyReporter | None = None
 
     @property
     def _namespace(self) -> dict[str, Any]:
@@ -146,40 +168,84 @@ class FusionMagics(Magics):
 
     # -- %%fuse ---------------------------------------------------------------------
 
-    @cell_magic
-    def fuse(self, line: str, cell: str) -> FusionOutput | None:
-        """Run the cell body through a pool of models and fuse their answers (see ``%%fuse --help``)."""
-        options = _parse(fuse_parser(), line)
+    @no_var_expand  # {name} is filled by interpolate(), the same way in the line and in the cell
+    @line_cell_magic
+    def fuse(self, line: str, cell: str | None = None) -> FusionOutput | None:
+        """Fuse a pool of models' answers: ``%%fuse [options]`` + prompt, or ``%fuse [options] prompt``.
+
+        See ``%%fuse --help``.
+        """
+        parser = fuse_parser()
+        line = interpolate(line, self._namespace)
+        if cell is None:
+            parser.prog = "%fuse"
+            tokens, prompt = split_line(parser, line)
+            options = _parse_tokens(parser, tokens)
+        else:
+            options = _parse(parser, line)
+            prompt = interpolate(cell, self._namespace).strip()
         if options is None:
             return None
         output = options.output
         if output is not None and (not output.isidentifier() or keyword.iskeyword(output)):
-            raise UsageError(f"%%fuse: -o needs a variable name, not {output!r}")
-        prompt = interpolate(cell, self._namespace).strip()
+            raise UsageError(f"{parser.prog}: -o needs a variable name, not {output!r}")
         if not prompt:
-            raise UsageError("%%fuse: the cell is empty; write the prompt below the %%fuse line")
+            where = "after the options (%fuse [options] [--] prompt)" if cell is None else "below the %%fuse line"
+            raise UsageError(f"{parser.prog}: the prompt is empty; write it {where}")
         try:
             prepared = self.session.prepare(options)
         except FusionError as exc:
             raise self._error(exc) from None
         if prepared.notice:
             print(prepared.notice, file=sys.stderr)
-        result = self._run(prompt, prepared)
+        widgets_on = self._use_widgets()
+        self._assemble_embedded_model(prepared, widgets_on)
+        result = self._run(prompt, prepared, widgets_on)
         self._namespace[LAST_RESULT_NAME] = result
         if output:
             self._namespace[output] = result
+        if options.format == "code" and result.ok:
+            assert self.shell is not None
+            # In a notebook this opens a new cell below (what jupyter-ai's -f code does);
+            # terminal IPython puts the code at its next prompt.
+            self.shell.set_next_input(code_of(result.answer), replace=False)
         return FusionOutput(result)
 
-    def _run(self, prompt: str, prepared: Prepared) -> FusionResult:
+    def _assemble_embedded_model(self, prepared: Prepared, widgets_on: bool) -> None:
+        """Before the first run on the embedded model, write it out (~250 MB) with a progress bar."""
+        settings = prepared.resolved.settings
+        if not any(EMBEDDED_MODEL in spec for spec in (*settings.pool, settings.judge)):
+            return
+        cache_dir = prepared.config.local.cache_dir
+        if embedded_model_ready(cache_dir):
+            return
+        progress: AssemblyReporter
+        if widgets_on:
+            from fusion_jupyter.view import AssemblyProgress
+
+            progress = AssemblyProgress(f"local/{EMBEDDED_MODEL}")
+            display(progress)  # type: ignore[no-untyped-call]
+        else:
+            progress = TextAssembly(f"local/{EMBEDDED_MODEL}")
+        self.last_assembly = progress
+        try:
+            prepare_embedded_model(cache_dir, progress=progress.update)
+        except KeyboardInterrupt:
+            raise FusionMagicError("fusion: interrupted while assembling the embedded model") from None
+        except FusionError as exc:
+            raise self._error(exc) from None
+        progress.finish()
+
+    def _run(self, prompt: str, prepared: Prepared, widgets_on: bool) -> FusionResult:
         settings = prepared.resolved.settings
         view = None
-        if self._use_widgets():
+        if widgets_on:
             from fusion_jupyter.view import FusionView
 
             view = FusionView(settings.pool, settings.judge)
             self.last_view = view
             display(view)  # type: ignore[no-untyped-call]
-        handle = view.handle if view is not None else TextProgress().handle
+        handle = view.handle if view is not None else TextProgress(interval_s=self.progress_interval).handle
         # iter_events is a generator: closing it cancels the run and waits until it has stopped.
         events = cast(Generator[Event, None, None], prepared.fusion.iter_events(prompt, settings))
         result: FusionResult | None = None

@@ -54,6 +54,10 @@ class PaneState:
     usage: Usage | None = None
     error: ErrorInfo | None = None
     started_at: float | None = None
+    # Streamed chunks in the current round: about one token each, shown while the model writes.
+    chunks: int = 0
+    # Stopped at max_tokens (finish_reason "length"): the text is cut off.
+    truncated: bool = False
     # Set when the status (not just the text) changed since the view last drew it.
     status_changed: bool = False
 
@@ -121,13 +125,15 @@ class RunState:
         if isinstance(event, CandidateStarted):
             pane.label, pane.round, pane.started_at = event.label, event.round, now
             pane.texts[event.round] = ""
-            pane.error = None
+            pane.error, pane.chunks, pane.truncated = None, 0, False
             self._set_status(pane, STREAMING)
         elif isinstance(event, CandidateDelta):
             pane.texts[event.round] = pane.texts.get(event.round, "") + event.text
+            pane.chunks += 1
         elif isinstance(event, CandidateFinished):
             pane.texts[event.round] = event.text
             pane.latency_s += event.latency_s
+            pane.truncated = event.finish_reason == "length"
             pane.add_usage(event.usage)
             self._set_status(pane, DONE)
         elif isinstance(event, CandidateFailed):
@@ -176,6 +182,7 @@ class RunState:
                 self._set_status(pane, {"ok": DONE, "failed": FAILED}.get(cand.status, CANCELLED))
             if cand.error is not None and pane.error is None:
                 pane.error = cand.error
+            pane.truncated = cand.truncated
         judge = result.judge
         if judge is None:
             self.judge.status = "skipped"
@@ -224,6 +231,3 @@ class RunState:
         if self.result is None:
             return "judging" if self.judge.status in {"judging", "repairing"} else "running"
         return {"ok": DONE, "all_failed": "no answer", "judge_failed": "judge failed"}[self.result.status]
-
-
-# -- formatting shared by the widget view and the text/markdown fallback ---------

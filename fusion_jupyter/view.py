@@ -1,8 +1,9 @@
 """The live ipywidgets view of a fusion run.
 
 A header (mode, pool, judge, live totals), one pane per model with a status
-badge, the judge's progress, then the fused answer as Markdown, the verdict
-and a latency/cost chart. :class:`FusionView` is fed the engine's events in
+badge, the judge's progress, then the fused answer (Markdown rendered to
+sanitised HTML, see :mod:`fusion_jupyter.safe_html`), the verdict and a
+latency/cost chart. :class:`FusionView` is fed the engine's events in
 the kernel thread; each change sets a widget trait, whose comm message goes
 out at once, so panes update while the cell is still busy.
 
@@ -15,15 +16,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from html import escape
 from typing import Any
 
 import ipywidgets as widgets
-from IPython.display import Markdown
+from IPython.display import HTML
 
 from fusion_core.events import Event, RunFinished, RunStarted
 from fusion_core.result import FusionResult
 from fusion_jupyter import html
 from fusion_jupyter.fallback import no_answer_markdown
+from fusion_jupyter.safe_html import answer_html
 from fusion_jupyter.state import (
     HEADER,
     JUDGE,
@@ -36,8 +39,33 @@ from fusion_jupyter.state import (
 
 # At most ten redraws per second of any one part of the view.
 DEFAULT_MIN_INTERVAL_S = 0.1
+# auto-fit (not auto-fill): with few models the panes stretch over the whole width.
 PANE_MIN_WIDTH = "260px"
 PLAIN_PLACEHOLDER = "[Fusion live view: shown while the kernel runs; the result follows as text]"
+
+
+class AssemblyProgress:
+    """A progress bar while the embedded model is written out, before its first run."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.label = widgets.HTML(f"assembling <code>{escape(model)}</code> (first run only)")
+        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0)
+        self.numbers = widgets.HTML()
+        self.widget = widgets.HBox([self.label, self.bar, self.numbers])
+        self.widget.add_class("fusion-assembly")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def update(self, done: int, total: int) -> None:
+        """The progress callback of :func:`fusion_core.local_models.prepare_embedded_model`."""
+        self.bar.value = done / total if total else 0.0
+        self.numbers.value = f"{done / 2**20:.0f} / {total / 2**20:.0f} MiB"
+
+    def finish(self) -> None:
+        self.bar.value, self.bar.bar_style = 1.0, "success"
+        self.label.value = f"<code>{escape(self.model)}</code> is ready"
 
 
 class PaneWidgets:
@@ -51,13 +79,13 @@ class PaneWidgets:
         self.box = widgets.VBox([self.head, self.body])
         self.box.add_class("fusion-pane")
 
-    def draw(self, pane: PaneState, debate: bool) -> None:
+    def draw(self, pane: PaneState, debate: bool, now: float) -> None:
         if pane.status != self.status:
             if self.status:
                 self.box.remove_class(f"fusion-status-{self.status}")
             self.box.add_class(f"fusion-status-{pane.status}")
             self.status = pane.status
-        self.head.value = html.pane_head(pane, debate)
+        self.head.value = html.pane_head(pane, debate, now)
         self.body.value = html.pane_body(pane, debate)
 
 
@@ -83,7 +111,7 @@ class FusionView:
         self.notices = widgets.HTML()
         self.pane_box = widgets.GridBox(
             layout=widgets.Layout(
-                grid_template_columns=f"repeat(auto-fill, minmax({PANE_MIN_WIDTH}, 1fr))", grid_gap="8px", width="100%"
+                grid_template_columns=f"repeat(auto-fit, minmax({PANE_MIN_WIDTH}, 1fr))", grid_gap="8px", width="100%"
             )
         )
         self.judge = widgets.HTML()
@@ -174,7 +202,7 @@ class FusionView:
             if widget is None:  # a member the RunStarted event did not announce
                 widget = self.panes[model] = PaneWidgets(model)
                 self.pane_box.children = [*self.pane_box.children, widget.box]
-            widget.draw(pane, debate)
+            widget.draw(pane, debate, self._clock())
             pane.status_changed = False
         elif part == HEADER:
             self.header.value = html.header(self.state, self._pool, self._judge)
@@ -194,12 +222,10 @@ class FusionView:
         self.answer_title.layout.display = None
         self.answer.layout.display = None
         self.answer.outputs = ()  # not clear_output(): outside a kernel that prints escape codes
-        if result.ok:
-            self.answer.append_display_data(_markdown(result.answer))
-        else:
-            self.answer.append_display_data(_markdown(no_answer_markdown(result)))
+        text = result.answer if result.ok else no_answer_markdown(result)
+        self.answer.append_display_data(_safe_html(text))
 
 
-def _markdown(text: str) -> Any:
-    """Shown as Markdown; JupyterLab renders it and highlights its code blocks."""
-    return Markdown(text)  # type: ignore[no-untyped-call]
+def _safe_html(markdown: str) -> Any:
+    """The Markdown rendered and sanitised here: the front end never renders model text as live markup."""
+    return HTML(answer_html(markdown))  # type: ignore[no-untyped-call]

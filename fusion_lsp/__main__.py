@@ -1,4 +1,8 @@
-"""``fusion-lsp`` / ``python -m fusion_lsp``: start the language server (stdio, or ``--tcp HOST:PORT``)."""
+"""``fusion-lsp`` / ``python -m fusion_lsp``: start the language server (stdio, or ``--tcp HOST:PORT``).
+
+Without the ``[lsp]`` extra it prints one line naming the extra and exits 2,
+instead of a traceback that an editor shows as "quit with exit code 1".
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ from collections.abc import Sequence
 from fusion_lsp import __version__
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EXIT_MISSING_EXTRA = 2
+# What the [lsp] extra brings (and what those depend on).
+LSP_PACKAGES = frozenset({"pygls", "lsprotocol", "cattrs", "attrs"})
+LSP_EXTRA_HINT = 'install the lsp extra from the Fusion checkout: pip install -e ".[lsp]"'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # pygls logs whole messages (document text included) at info level; keep them out unless debugging.
     logging.getLogger("pygls").setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
 
-    from fusion_lsp.server import create_server
+    try:
+        from fusion_lsp.server import create_server
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in LSP_PACKAGES:
+            raise
+        print(f"fusion-lsp: {exc.name} is not installed; {LSP_EXTRA_HINT}", file=sys.stderr)
+        return EXIT_MISSING_EXTRA
 
     server = create_server()
     if tcp is not None:

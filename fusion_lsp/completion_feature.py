@@ -6,6 +6,16 @@ agreement). A newer request for the same document supersedes the older one and
 ``$/cancelRequest`` cancels it: either way the backend work stops at once and
 the old request gets an empty answer. A result computed for an older version of
 the document is never sent.
+
+The deadline counts from the request's arrival (the debounce is part of it). At
+the deadline the suggestions that have arrived are returned, including the
+complete lines of a model still writing; when there is nothing at all, one line
+in the editor's LSP log says so (at most once a minute: completions come with
+every keystroke).
+
+Trigger characters: ``.`` (a member), ``(`` (call arguments) and ``[`` (an index or
+a list), where a model's guess helps most and word completion knows least. Not
+space or newline: every keystroke would start a model run.
 """
 
 from __future__ import annotations
@@ -34,15 +44,22 @@ from fusion_lsp.server import FusionServer
 from fusion_lsp.tasks import await_work
 
 LABEL_CHARS = 80
+TRIGGER_CHARACTERS = [".", "(", "["]
+# The shortest time left for the models once the debounce has been taken from the deadline.
+MIN_MODEL_TIME_S = 0.1
 LOCAL_EXTRA_HINT = (
-    "local models need llama-cpp-python: pip install 'model-fusion[local]', or set completionPool to remote models"
+    'local models need llama-cpp-python: pip install -e ".[local]" in the Fusion checkout, '
+    "or set completionPool to remote models"
 )
 _WORD = re.compile(r"\w*$")
 _log = logging.getLogger(__name__)
 
 
 def register(server: FusionServer) -> None:
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(resolve_provider=False, trigger_characters=TRIGGER_CHARACTERS),
+    )
     async def completion(ls: FusionServer, params: types.CompletionParams) -> types.CompletionList:
         found = await _complete(ls, params.text_document.uri, params.position, "completion")
         if found is None:
@@ -103,7 +120,7 @@ async def _work(ls: FusionServer, context: CompletionContext) -> CompletionOutco
         await asyncio.sleep(settings.debounce_s)
     config = CompletionSettings(
         pool=settings.completion_pool,
-        deadline_s=settings.completion_deadline_s,
+        deadline_s=max(settings.completion_deadline_s - settings.debounce_s, MIN_MODEL_TIME_S),
         quorum=settings.completion_quorum,
         max_tokens=settings.completion_max_tokens,
         temperature=settings.completion_temperature
@@ -133,6 +150,12 @@ async def _work(ls: FusionServer, context: CompletionContext) -> CompletionOutco
     if outcome.failures and not outcome.items:
         details = "; ".join(f"{m}: {msg}" for m, msg in outcome.failures.items())
         ls.log_once(f"Fusion completion: no model answered ({details})", types.MessageType.Warning)
+    elif not outcome.items and any(c.error is not None and c.error.kind == "timeout" for c in outcome.candidates):
+        ls.log_once(
+            f"Fusion completion: the {settings.completion_deadline_s:g} s deadline passed before any model "
+            "had a usable suggestion; raise completionDeadlineS, or use a faster completion pool",
+            types.MessageType.Info,
+        )
     return outcome
 
 

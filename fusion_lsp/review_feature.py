@@ -6,11 +6,18 @@ can be cancelled from the editor or with ``$/cancelRequest``, and publishes the
 merged findings as diagnostics. Results computed on an older version of the
 document are moved to where their lines are now, or dropped if those lines
 were edited; they never point at the wrong line.
+
+A review needs models that follow instructions. Base models (the embedded
+Gemma 3 270M) are left out of the review pool; when nothing is left, nothing
+runs and one message says what review needs. A model's answer or the judge's
+explanation cut off at max_tokens is marked ``[truncated at max_tokens]`` in what the
+editor shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +25,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from fusion_core.analysers import NO_LLM_NOTICE, is_tool_spec
+from fusion_core.completion import follows_instructions
 from fusion_core.errors import FusionError
 from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.review import DEFAULT_REVIEW_TEMPERATURE, ReviewSettings, ReviewTarget, explain, review
@@ -34,6 +42,12 @@ REVIEW_COMMAND = "fusion.review"
 EXPLAIN_COMMAND = "fusion.explain"
 APPLY_FIX_COMMAND = "fusion.applyFix"
 MAX_MESSAGE_CHARS = 400
+TRUNCATED = "[truncated at max_tokens]"
+REVIEW_NEEDS = (
+    "Fusion review needs a model that follows instructions, and {models} {verb} a base model, "
+    "so no review ran. Set OPENROUTER_API_KEY, add an [endpoints] server to fusion.toml and set "
+    'reviewPool = ["ENDPOINT:model"], or set reviewPool = ["gguf:/path/to/an-instruct-model.gguf"].'
+)
 
 _log = logging.getLogger(__name__)
 
@@ -128,11 +142,19 @@ async def _run_review(
         max_concurrency=ls.config.max_concurrency or 8,
     )
     try:
-        models = [m.name for m in expand_pool(settings.review_pool)]
+        pool, base = await instructable(ls, settings.review_pool)
     except FusionError as exc:
         ls.show(f"Fusion review: {exc.describe()}", types.MessageType.Error)
         return {"findings": 0, "error": exc.message}
-    if all(is_tool_spec(spec) for spec in settings.review_pool):
+    if not pool:
+        verb = "is" if len(base) == 1 else "are each"
+        ls.show(REVIEW_NEEDS.format(models=" and ".join(base), verb=verb), types.MessageType.Warning)
+        return {"findings": 0, "error": "no model in the review pool follows instructions", "base_models": base}
+    if base:
+        ls.log(f"Fusion review: left out {', '.join(base)}: a base model cannot follow the review instructions")
+    config = dataclasses.replace(config, pool=pool)
+    models = [m.name for m in expand_pool(pool)]
+    if all(is_tool_spec(spec) for spec in pool):
         ls.log(f"Fusion review: {NO_LLM_NOTICE}")
     progress = await ReviewProgress.create(ls, token, models, lambda note: ls.log(f"Fusion: {note}"))
     task = asyncio.current_task()
@@ -153,6 +175,24 @@ async def _run_review(
         ls.show(f"Fusion review: internal error: {type(exc).__name__}: {exc}", types.MessageType.Error)
         return {"findings": 0, "error": str(exc)}
     return _publish(ls, uri, version, lines, outcome, progress)
+
+
+async def instructable(ls: FusionServer, pool: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """The pool's entries whose model follows instructions, and the base models left out.
+
+    Remote models count as instruction-following; a local model is asked (this loads it).
+    """
+    keep: list[str] = []
+    base: list[str] = []
+    for entry in pool:
+        spec = expand_pool([entry])[0].spec
+        if is_local_spec(spec):
+            backend, _ = await asyncio.to_thread(ls.fusion.resolver.resolve, spec)
+            if not await follows_instructions(backend):
+                base.append(spec)
+                continue
+        keep.append(entry)
+    return tuple(keep), list(dict.fromkeys(base))
 
 
 def _publish(
@@ -177,7 +217,10 @@ def _publish(
         ls.log("Fusion review: results dropped because the document was closed or rewritten")
         return {"findings": 0, "stale": True}
     failed = {m: e.kind for m, e in outcome.failures.items()}
-    details = "; ".join(f"{m}: {e.message}" for m, e in outcome.failures.items())[:MAX_MESSAGE_CHARS]
+    cut = {c.model for c in outcome.candidates if c.truncated}
+    details = "; ".join(
+        f"{m}: {e.message}" + (f" {TRUNCATED}" if m in cut else "") for m, e in outcome.failures.items()
+    )[:MAX_MESSAGE_CHARS]
     if not outcome.responders:
         # Keep what an earlier review found: a network outage is not a clean bill of health.
         hints = sorted({e.hint for e in outcome.failures.values() if e.hint})
@@ -194,6 +237,9 @@ def _publish(
         )
     agreed = sum(len(f.finding.models) > 1 for f in live)
     summary = f"{len(live)} finding{'s' if len(live) != 1 else ''} ({agreed} agreed by 2+ models)"
+    answered_but_cut = sorted(cut & set(outcome.responders))
+    if answered_but_cut:
+        summary += f"; {', '.join(answered_but_cut)} {TRUNCATED}, raise reviewMaxTokens"
     progress.end(summary)
     cost = outcome.usage.cost
     ls.log(
@@ -222,7 +268,7 @@ async def explanation(ls: FusionServer, uri: str, live: LiveFinding) -> str:
     if judge and doc is not None and not split_judge_spec(judge)[1]:
         try:
             backend, model = ls.fusion.resolver.resolve(judge)
-            rationale, _ = await explain(
+            reply = await explain(
                 backend,
                 model,
                 finding,
@@ -230,6 +276,7 @@ async def explanation(ls: FusionServer, uri: str, live: LiveFinding) -> str:
                 is_local=is_local_spec(judge),
                 cost_cap_usd=ls.settings.cost_cap_usd,
             )
+            rationale = reply.text + (f" {TRUNCATED}" if reply.finish_reason == "length" else "")
         except FusionError as exc:
             ls.log(f"Fusion explain: the judge {judge} failed: {exc.message}", types.MessageType.Warning)
     text = _compose(finding, judge if rationale else None, rationale)

@@ -11,6 +11,7 @@ never kills the process.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sys
@@ -178,7 +179,7 @@ class FusionServer(LanguageServer):
         """Re-read fusion.toml and apply initializationOptions and the client's settings on top."""
         from fusion_core.config import CONFIG_FILENAME, Config, find_config_path, load_config
         from fusion_core.errors import ConfigError
-        from fusion_lsp.settings import build_settings
+        from fusion_lsp.settings import build_settings, server_config
 
         path = None
         if self.root is not None:
@@ -189,6 +190,7 @@ class FusionServer(LanguageServer):
         except ConfigError as exc:
             self.show(f"Fusion: {exc.describe()}", types.MessageType.Error)
             config = Config()
+        config = server_config(config)
         settings, problems = build_settings(config, [self.init_options, self.client_settings], os.environ)
         for problem in problems:
             self.show(f"Fusion: ignoring a setting: {problem}", types.MessageType.Warning)
@@ -345,6 +347,17 @@ def create_server() -> FusionServer:
     return server
 
 
+async def _start_up(ls: FusionServer) -> None:
+    """Read the settings, then load the completion pool's local models in the background."""
+    # Import the engine in a thread: the client's next messages are handled meanwhile.
+    await asyncio.to_thread(importlib.import_module, "fusion_core.engine")
+    settings = ls.settings  # read fusion.toml and initializationOptions, unless a request already did
+    if settings.preload_local and settings.completion_enabled:
+        from fusion_lsp.completion_feature import preload_local_models
+
+        await preload_local_models(ls)
+
+
 def _register_lifecycle(server: FusionServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: FusionServer, params: types.InitializeParams) -> None:
@@ -353,14 +366,9 @@ def _register_lifecycle(server: FusionServer) -> None:
         root_uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
         root = to_fs_path(root_uri) if root_uri else params.root_path
         ls.root = Path(root) if root else None
-
-    @server.feature(types.INITIALIZED)
-    async def initialized(ls: FusionServer, params: types.InitializedParams) -> None:
-        ls.reload_settings()
-        if ls.settings.preload_local and ls.settings.completion_enabled:
-            from fusion_lsp.completion_feature import preload_local_models
-
-            ls.tasks.start(("preload",), preload_local_models(ls))
+        # Start loading the local completion model now. pygls sends the answer as this
+        # handler returns, before the task first runs, so nothing here delays it.
+        ls.tasks.start(("startup",), _start_up(ls))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: FusionServer, params: types.DidChangeConfigurationParams) -> None:

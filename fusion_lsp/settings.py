@@ -14,6 +14,7 @@ be snake_case or camelCase (``reviewOnSave``)::
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ COMPLETION_POOL_NAME = "completion"
 DEFAULT_DEBOUNCE_S = 0.05
 # Reviews of bigger files are refused with a hint to review a selection.
 DEFAULT_MAX_REVIEW_BYTES = 512_000
-DEFAULT_COMPLETION_POOL = (f"local/{EMBEDDED_MODEL}",)
+DEFAULT_COMPLETION_POOL = (EMBEDDED_MODEL,)
 OPTIONS_SECTION = "fusion"
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -99,6 +100,24 @@ def build_settings(config: Config, overrides: Sequence[Any], env: Mapping[str, s
     for source, data in [("[lsp] in fusion.toml", lsp_table), *[("settings", o) for o in overrides]]:
         _apply(values, data, source, problems)
     return LspSettings(**values), problems
+
+
+def local_threads(cpu_count: int | None) -> int:
+    """llama.cpp threads for the server's local models when ``[local] n_threads`` is unset: half the cores.
+
+    The server shares the machine with the editor and everything else, and llama.cpp's threads
+    spin-wait for each other: on 2 busy cores (load 12) two threads generated 1-3 tokens/s and
+    one thread 9-23, so completions missed every deadline.
+    """
+    return max(1, (cpu_count or 1) // 2)
+
+
+def server_config(config: Config) -> Config:
+    """``config`` with the server's defaults for what it leaves unset (llama.cpp threads)."""
+    if config.local.n_threads is not None:
+        return config
+    local = dataclasses.replace(config.local, n_threads=local_threads(os.cpu_count()))
+    return dataclasses.replace(config, local=local)
 
 
 def _from_pool(values: dict[str, Any], pool: PoolConfig | None, prefix: str) -> None:

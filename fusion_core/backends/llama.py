@@ -38,6 +38,7 @@ from fusion_core.local_models import (
     GGUF_PREFIX,
     embedded_model_ready,
     prepare_embedded_model,
+    require_local_extra,
     resolve_model_path,
 )
 from fusion_core.usage import Usage
@@ -365,6 +366,7 @@ _BACKENDS: dict[tuple[Path, LoadSettings, bool | None], LlamaBackend] = {}
 
 def local_backend(spec: str, config: LocalConfig) -> tuple[LlamaBackend, str]:
     """The process-wide backend for a ``local/NAME`` or ``gguf:/path`` spec, and its model id."""
+    require_local_extra()  # a missing extra is a usage error, found before any run starts
     path, embedded = resolve_model_path(spec, config)
     key_path = path.resolve()
     settings = LoadSettings.from_config(config)

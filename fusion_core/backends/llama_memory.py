@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fusion_core.config import LocalConfig
 from fusion_core.errors import ModelLoadError
-from fusion_core.local_models import embedded_model_ready, prepare_embedded_model
+from fusion_core.local_models import LOCAL_EXTRA_HINT, embedded_model_ready, prepare_embedded_model
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -63,7 +63,7 @@ CONTEXT_KEY_SUFFIX = ".context_length"
 LOG_TAIL_LINES = 20
 # ggml's log levels (ggml.h): llama-cpp-python's own table predates DEBUG=1 and prints warnings.
 GGML_LOG_WARN = 3
-INSTALL_HINT = "Install the local extra: pip install 'model-fusion[local]'."
+INSTALL_HINT = LOCAL_EXTRA_HINT
 
 _log = logging.getLogger(__name__)
 _llama_log_tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)

@@ -54,6 +54,16 @@ STRUCTURED_PARAMETERS = ("response_format", "structured_outputs")
 LISTED_LATENCIES_MS = (100, 300, 500, 1000)
 
 DIES_MIDSTREAM_TEXT = "The sky is blue because"
+# mock/hostile-html: markup that would run script if a front end rendered it unsanitised. Each payload
+# sets window.__fusion_pwned and the page title, so a browser test can tell whether any of it ran;
+# [BEST] makes the mock judge pick it, so the fused answer carries it too.
+HOSTILE_HTML_TEXT = (
+    "[BEST] **Hostile** <img src=x onerror=\"window.__fusion_pwned='img';document.title='pwned'\"> "
+    "<script>window.__fusion_pwned='script';document.title='pwned'</script> "
+    "[click me](javascript:window.__fusion_pwned='link') "
+    "<a href=\"javascript:window.__fusion_pwned='a'\">a link</a> "
+    "<svg onload=\"window.__fusion_pwned='svg'\"></svg> done."
+)
 DROPS_CONNECTION_TEXT = "This answer starts normally but the connection is cut before"
 HANG_TIMEOUT_MESSAGE = "Timed out waiting for the upstream provider"
 PROCESSING = b": OPENROUTER PROCESSING\n\n"
@@ -124,7 +134,8 @@ _HEALTHY_PRICES = {
 }
 _OTHER_IDS = (
     "slow hang auth-401 no-credits-402 forbidden-403 bad-400 rate-limit-429 always-429 "
-    "flaky-502 down-502 inband-502 dies-midstream drops-connection garbage empty echo-key-event echo-key-usage"
+    "flaky-502 down-502 inband-502 dies-midstream drops-connection garbage empty echo-key-event echo-key-usage "
+    "hostile-html"
 ).split()
 
 BUILTIN_MODELS: dict[str, ModelInfo] = {
@@ -304,6 +315,8 @@ def plan_request(
         return _paced(DIES_MIDSTREAM_TEXT, first, gap, finish_reason="error", error=lost)
     if name == "drops-connection":
         return _paced(DROPS_CONNECTION_TEXT, first, gap, drop=True)
+    if name == "hostile-html":
+        return _paced(HOSTILE_HTML_TEXT, first, gap)
     if name.startswith("judge"):
         prompt = "\n".join(message_text(m.get("content")) for m in messages if isinstance(m, dict))
         text = judge_reply(name, body, user_text, prompt, call_index)

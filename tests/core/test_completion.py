@@ -40,9 +40,17 @@ def test_clean_completion(reply: str, expected: str) -> None:
     assert clean_completion(reply, CONTEXT) == expected
 
 
-def test_a_partial_reply_keeps_only_complete_lines() -> None:
+def test_a_partial_reply_keeps_its_complete_lines() -> None:
     assert clean_completion("a + b\n    # and then som", CONTEXT, partial=True) == "a + b"
-    assert clean_completion("a + ", CONTEXT, partial=True) == ""
+
+
+def test_a_partial_first_line_keeps_its_whole_words() -> None:
+    # At the deadline the model is often still writing its first line: show what it has.
+    assert clean_completion("0 if n == 0 else 1", CONTEXT, partial=True) == "0 if n == 0 else"
+    assert clean_completion("0 if n == 0 ", CONTEXT, partial=True) == "0 if n == 0"
+    assert clean_completion("fibonac", CONTEXT, partial=True) == ""
+    assert clean_completion("\n        retu", CONTEXT, partial=True) == ""
+    assert clean_completion("\n    yield a, b", CONTEXT, partial=True) == "\n    yield a,"
 
 
 def test_agreement_ranks_and_shared_beginnings_support() -> None:

@@ -48,10 +48,16 @@ async def test_candidates_start_together(server: TestServer, remote_env: dict[st
     result = await fusion.arun("Why is the sky blue?", RunSettings(pool=pool, judge="mock/judge", mode="merge"))
     await fusion.aclose()
     assert result.status == "ok"
-    starts = [r["t_start"] for r in server.log() if r["model"].startswith("mock/lat-")]
-    assert len(starts) == 5 and max(starts) - min(starts) < 0.15
-    # the judge waits for the slowest (500 ms), not for the sum
-    assert 0.5 <= result.wall_s < 1.4
+    log = server.log()
+    candidates = [r for r in log if r["model"].startswith("mock/lat-")]
+    assert len(candidates) == 5
+    # Every request started before the quickest (200 ms) one finished: they ran together,
+    # whatever the machine's load (a wall-clock bound here failed on a busy CI machine).
+    assert max(r["t_start"] for r in candidates) < min(r["t_end"] for r in candidates)
+    # The judge starts once the slowest candidate is done, not after each in turn.
+    (judge,) = judge_requests(server)
+    assert judge["t_start"] >= max(r["t_end"] for r in candidates) - 0.05
+    assert result.wall_s >= 0.5
 
 
 async def test_survivors_fused_usage_and_cost(server: TestServer, remote_env: dict[str, str]) -> None:

@@ -290,9 +290,9 @@ async def test_explain_asks_the_judge_with_redacted_context() -> None:
     finding = merge_findings({"a": [f("a", 2, "off by one")]})[0]
     code = f'KEY = "{SECRET}"\nfor i in range(len(xs) + 1):\n    print(xs[i])\n'
 
-    text, _ = await explain(judge, "j", finding, code, is_local=False)
+    reply = await explain(judge, "j", finding, code, is_local=False)
 
-    assert text == "Yes, this reads one element past the end."
+    assert reply.text == "Yes, this reads one element past the end." and reply.finish_reason is not None
     sent = judge.requests[0].messages[-1].content
     assert SECRET not in sent and "2| for i in range(len(xs) + 1):" in sent and "a (warning, bug): off by one" in sent
 

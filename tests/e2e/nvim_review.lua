@@ -1,30 +1,18 @@
 -- Headless Neovim runs examples/neovim/init.lua as a user would: open a file with a planted bug,
--- :FusionReview, wait for fusion diagnostics, pick the quick fix from the code action menu, :write.
+-- :FusionReview, wait for fusion diagnostics, pick the quick fix from the code action menu, :write,
+-- then "Fusion: explain finding" on the other finding, which opens in a floating window.
 -- Inputs come from the environment; the outcome goes to $FUSION_NVIM_OUT as JSON.
-local out_path = assert(os.getenv("FUSION_NVIM_OUT"), "FUSION_NVIM_OUT is not set")
-local results = { ok = false, steps = {}, messages = {} }
-
-local function finish(ok, err)
-  results.ok = ok
-  results.error = err and tostring(err) or nil
-  local file = assert(io.open(out_path, "w"))
-  file:write(vim.fn.json_encode(results))
-  file:close()
-  vim.cmd("qa!")
-end
-
-local function step(name)
-  table.insert(results.steps, name)
-end
-
+local here = vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h")
 -- Never hang the test: give up after a minute whatever happens.
-vim.defer_fn(function() finish(false, "timed out at step " .. tostring(results.steps[#results.steps])) end, 60000)
+local harness = dofile(here .. "/nvim_harness.lua").start(60000)
+local results, step, finish = harness.results, harness.step, harness.finish
+results.echoed = {}
 
--- Keep what Neovim would have shown the user.
-local notify = vim.notify
-vim.notify = function(msg, level, opts)
-  table.insert(results.messages, tostring(msg))
-  return notify(msg, level, opts)
+-- Keep what the command line showed ($/progress of the review).
+local echo = vim.api.nvim_echo
+vim.api.nvim_echo = function(chunks, history, opts)
+  table.insert(results.echoed, table.concat(vim.tbl_map(function(c) return c[1] end, chunks), ""))
+  return echo(chunks, history, opts)
 end
 
 local ok, err = pcall(function()
@@ -63,27 +51,27 @@ local ok, err = pcall(function()
   end
   vim.api.nvim_win_set_cursor(0, { first.lnum + 1, first.col })
   local original = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
-  vim.ui.select = function(items, opts, on_choice)
-    results.menu = vim.tbl_map(function(item) return opts.format_item(item) end, items)
-    for _, item in ipairs(items) do
-      if opts.format_item(item):find("^Fusion: fix") then
-        results.chosen = opts.format_item(item)
-        return on_choice(item)
-      end
-    end
-    on_choice(nil)
-  end
+  harness.choose("^Fusion: fix")
   vim.lsp.buf.code_action()
   local changed = vim.wait(15000, function()
     return not vim.deep_equal(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), original)
   end, 50)
-  assert(changed, "the quick fix did not change the buffer (menu: " .. vim.inspect(results.menu) .. ")")
+  assert(changed, "the quick fix did not change the buffer (menus: " .. vim.inspect(results.choices) .. ")")
   step("fixed")
   vim.cmd("write")
   step("written")
   -- The edited line's finding is cleared at once; the other stays where it was.
   vim.wait(2000, function() return #fusion_diagnostics() < #results.diagnostics end, 50)
   results.after = #fusion_diagnostics()
+
+  -- "Fusion: explain finding" on the finding that is left: the explanation opens in a float.
+  local left = fusion_diagnostics()[1]
+  vim.api.nvim_win_set_cursor(0, { left.lnum + 1, left.col })
+  harness.choose("^Fusion: explain")
+  vim.lsp.buf.code_action()
+  assert(vim.wait(15000, function() return #harness.float_texts() > 0 end, 50), "no floating window for the explanation")
+  results.floats = harness.float_texts()
+  step("explained")
 end)
 
 finish(ok, err)

@@ -1,4 +1,8 @@
-"""A real editor: headless Neovim runs examples/neovim/init.lua, reviews a file and applies the quick fix.
+"""A real editor: headless Neovim runs examples/neovim/init.lua.
+
+With scripted reviewers it reviews a file, applies the quick fix and explains a finding in a
+floating window; as a first user (no fusion.toml, no key, no settings) it completes code with
+the embedded model, and the review says what it needs.
 
 Needs ``nvim`` (``apt-get install -y neovim``: Debian 12 has 0.7.2). Under ``CI=true``
 a missing nvim fails the test instead of skipping it.
@@ -20,6 +24,7 @@ from fusion_core.testing.server import TestServer
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "neovim" / "init.lua"
 HARNESS = Path(__file__).resolve().parent / "nvim_review.lua"
+FIRST_USE = Path(__file__).resolve().parent / "nvim_first_use.lua"
 BUGGY = """def average(values):
     total = 0
     for i in range(len(values) + 1):
@@ -100,23 +105,78 @@ def test_neovim_reviews_and_applies_the_quick_fix(
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
 
-    run = subprocess.run(
-        [binary, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {HARNESS}"],
-        env=env,
-        cwd=source.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_nvim(binary, HARNESS, env, source.parent, timeout=120)
 
     assert out.exists(), f"nvim wrote no result (exit {run.returncode}):\n{run.stdout}\n{run.stderr}"
     result = json.loads(out.read_text())
     assert result["ok"], result
-    assert result["steps"] == ["opened", "attached", "diagnostics", "fixed", "written"]
+    assert result["steps"] == ["opened", "attached", "diagnostics", "fixed", "written", "explained"]
     by_line = {d["lnum"]: d for d in result["diagnostics"]}
     assert by_line[2]["message"].endswith("(3 of 3 models)") and by_line[2]["severity"] == 1
     assert by_line[4]["message"].endswith("(1 of 3 models)") and by_line[4]["severity"] == 4
-    assert result["chosen"].startswith("Fusion: fix") and "3 of 3 models" in result["chosen"]
-    assert "Fusion: review file" in result["menu"]
+    fix, explain = result["choices"]
+    assert fix["chosen"].startswith("Fusion: fix") and "3 of 3 models" in fix["chosen"]
+    assert "Fusion: review file" in fix["menu"]
+    assert explain["chosen"].startswith("Fusion: explain finding (Division by zero")
     assert source.read_text() == FIXED
     assert result["after"] == 1  # the fixed line's finding is gone, the other one stays
+    (explanation,) = result["floats"]
+    assert explanation.startswith("Division by zero when values is empty") and "Reports: script/nvim-c" in explanation
+    # The review's $/progress reached the command line.
+    assert any(line.startswith("Fusion review:") for line in result["echoed"]), result["echoed"]
+
+
+def run_nvim(
+    binary: str, harness: Path, env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary, "--headless", "-u", "NONE", "-i", "NONE", "-c", f"luafile {harness}"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.local
+def test_neovim_first_use_completes_and_review_says_what_it_needs(tmp_path: Path) -> None:
+    binary = nvim()
+    source = tmp_path / "project" / "fib.py"
+    source.parent.mkdir()
+    source.write_text("def fibonacci(n):\n    if n < 2:\n        return n\n    return ")
+    out = tmp_path / "nvim-result.json"
+    # The embedded model is assembled once per machine; share it, but keep Neovim's lsp.log here.
+    models = Path(os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()) / "fusion"
+    models.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "fusion").symlink_to(models)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "FUSION_"))}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        FUSION_LSP_CMD=json.dumps([sys.executable, "-m", "fusion_lsp"]),
+        FUSION_EXAMPLE=str(EXAMPLE),
+        FUSION_FILE=str(source),
+        FUSION_NVIM_OUT=str(out),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+
+    run = run_nvim(binary, FIRST_USE, env, source.parent, timeout=300)
+
+    assert out.exists(), f"nvim wrote no result (exit {run.returncode}):\n{run.stdout}\n{run.stderr}"
+    result = json.loads(out.read_text())
+    assert result["ok"], result
+    assert result["steps"] == ["opened", "attached", "completed", "applied", "review says what it needs"]
+    assert result["omnifunc"] == "v:lua.vim.lsp.omnifunc"
+    assert result["trigger_characters"] == [".", "(", "["]
+    top = result["completion"][0]
+    assert top["detail"] == "Fusion · 1 of 1 models" and top["label"].strip()
+    assert result["completed_line"].startswith("    return ") and len(result["completed_line"]) > len("    return ")
+    (needs,) = [text for text in result["floats"] if "needs a model" in text]
+    assert "OPENROUTER_API_KEY" in needs and "[endpoints]" in needs and "gguf:" in needs
+    assert not [m for m in result["messages"] if "finding" in m]  # no "0 findings" as if the code were fine

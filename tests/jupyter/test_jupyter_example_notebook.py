@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rendered import shown_text
 
 from fusion_core.testing.server import TestServer
 
@@ -52,27 +53,42 @@ def _texts(cell: Any) -> str:
 @pytest.mark.timeout(180)
 def test_example_notebook_runs_top_to_bottom(kernel_env: dict[str, str], tmp_path: Path, server: TestServer) -> None:
     notebook = nbformat.read(EXAMPLE, as_version=4)
+    replies: dict[int, Any] = {}
     client = nbclient.NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+        on_cell_executed=lambda cell, cell_index, execute_reply: replies.__setitem__(cell_index, execute_reply),
     )
     client.execute()
 
-    fuse_cells = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("%%fuse")]
+    fuse_cells = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("%fuse ")]
+    fuse_cells += [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("%%fuse")]
     assert [c.source.splitlines()[0] for c in fuse_cells] == [
+        "%fuse --mode best-of Why is the sky blue?",
         "%%fuse --mode merge -o comparison",
         "%%fuse --mode best-of",
+        "%%fuse -f code",
         "%%fuse --mode debate --rounds 2",
     ]
+    # -f code: the kernel asks the front end for a new cell below holding the answer's code.
+    code_cell = notebook.cells.index(fuse_cells[3])
+    (payload,) = replies[code_cell]["content"]["payload"]
+    assert payload["source"] == "set_next_input" and payload["replace"] is False
+    # The mock pool answers without code blocks, so the new cell holds the whole fused answer.
+    (code_result,) = [o for o in _outputs(fuse_cells[3]) if o["output_type"] == "execute_result"]
+    assert payload["text"].startswith("Fused: ") and payload["text"] in code_result["data"]["text/plain"]
     for cell in fuse_cells:
         outputs = _outputs(cell)
         # The live view, then the static copy a saved notebook keeps without its kernel.
         assert any(WIDGET_MIME in o.get("data", {}) for o in outputs)
         (static,) = [o for o in outputs if o["output_type"] == "execute_result"]
         assert "text/markdown" in static["data"] and "text/plain" in static["data"]
-        assert "| mock/no-credits-402 | failed: no_credits" in static["data"]["text/markdown"]
+        assert "mock/no-credits-402 failed: no_credits" in shown_text(static["data"]["text/markdown"])
         assert "Traceback" not in _texts(cell)
-    merge_markdown = next(o for o in _outputs(fuse_cells[0]) if o["output_type"] == "execute_result")
-    assert "Fused: " in merge_markdown["data"]["text/markdown"]
+    merge_markdown = next(o for o in _outputs(fuse_cells[1]) if o["output_type"] == "execute_result")
+    assert "Fused: " in shown_text(merge_markdown["data"]["text/markdown"])
 
     # The widget state is saved with the notebook: every pane's final text and status.
     state = json.dumps(notebook.metadata["widgets"])

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from rendered import shown_text
 
 from fusion_core.result import FusionResult
 from fusion_core.testing.server import TestServer
@@ -145,7 +146,7 @@ def test_partial_failure_keeps_the_survivors(ip: InteractiveShell) -> None:
     assert list(failed) == ["mock/no-credits-402"]
     error = failed["mock/no-credits-402"].error
     assert error is not None and error.kind == "no_credits" and error.status == 402
-    markdown = shown._repr_mimebundle_()["text/markdown"]
+    markdown = shown_text(shown._repr_mimebundle_()["text/markdown"])
     assert "no_credits" in markdown and "402" in markdown and result.answer in markdown
 
 
@@ -157,7 +158,7 @@ def test_all_fail_is_shown_not_raised(ip: InteractiveShell, capsys: Any) -> None
     assert result.status == "all_failed"
     assert "No answer: every candidate failed." in captured.out
     assert "Traceback" not in captured.out + captured.err
-    markdown = FusionOutput(result)._repr_mimebundle_()["text/markdown"]
+    markdown = shown_text(FusionOutput(result)._repr_mimebundle_()["text/markdown"])
     assert "every candidate failed" in markdown and "openrouter.ai/settings/credits" in markdown
 
 
@@ -165,7 +166,7 @@ def test_judge_failure_keeps_the_candidates(ip: InteractiveShell) -> None:
     shown = fuse(ip, "--pool mock/alpha,mock/beta --judge mock/judge-offformat --mode merge -o res")
     result: FusionResult = ip.user_ns["res"]
     assert result.status == "judge_failed"
-    markdown = shown._repr_mimebundle_()["text/markdown"]
+    markdown = shown_text(shown._repr_mimebundle_()["text/markdown"])
     assert "the judge failed" in markdown
     assert all(c.text in markdown for c in result.candidates)
 
@@ -275,10 +276,12 @@ def test_fallback_bundle_has_plain_text_and_markdown_with_the_answer(ip: Interac
     result: FusionResult = ip.user_ns["res"]
     bundle = shown._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/markdown"}
-    assert result.answer in bundle["text/plain"] and result.answer in bundle["text/markdown"]
+    markdown = shown_text(bundle["text/markdown"])
+    assert result.answer in bundle["text/plain"] and result.answer in markdown
     assert "Consensus" not in bundle["text/plain"]  # the verdict analysis is in the markdown
-    assert "consensus: All 2 candidates address the question." in bundle["text/markdown"]
-    assert "| mock/alpha | done |" in bundle["text/markdown"]
+    assert "consensus: All 2 candidates address the question." in markdown
+    assert "judge's rationale: Candidate" in markdown
+    assert "mock/alpha done" in markdown
     formatted, _ = ip.display_formatter.format(shown)
     assert formatted["text/markdown"] == bundle["text/markdown"]
 

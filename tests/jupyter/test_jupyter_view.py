@@ -7,6 +7,7 @@ from html import unescape
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from rendered import shown_text
 
 from fusion_core.events import CandidateDelta, CandidateFinished, CandidateStarted, RunStarted
 from fusion_core.result import FusionResult
@@ -47,11 +48,14 @@ def test_panes_hold_each_models_text_and_status(ip: InteractiveShell, widget_mag
     assert "openrouter.ai/settings/credits" in failed.body.value  # the hint
 
 
-def test_the_fused_answer_is_markdown_in_an_output_widget(ip: InteractiveShell, widget_magics: FusionMagics) -> None:
+def test_the_fused_answer_is_rendered_markdown_in_an_output_widget(
+    ip: InteractiveShell, widget_magics: FusionMagics
+) -> None:
     view, result = run(ip, widget_magics, "--pool mock/alpha,mock/beta --judge mock/judge --mode merge")
     assert view.answer.layout.display is None  # shown
     (output,) = view.answer.outputs
-    assert output["data"]["text/markdown"] == result.answer
+    assert set(output["data"]) == {"text/html", "text/plain"}  # rendered here, never live Markdown
+    assert shown_text(output["data"]["text/html"]) == result.answer
     header = unescape(view.header.value)
     assert "merge" in header and ">done<" in header and "mock/alpha, mock/beta" in header
     assert "mock/judge" in header and result.usage.cost is not None
@@ -69,8 +73,9 @@ def test_merge_verdict_shows_the_analysis_and_the_chart(ip: InteractiveShell, wi
     assert "— mock/beta" in verdict  # insights attributed to models
     chart = unescape(view.chart.value)
     assert chart.count(">mock/alpha<") == 1 and chart.count(">mock/beta<") == 1  # one row per model
-    assert chart.count("fusion-bar") == 4  # its latency and its cost
-    assert "latency" in chart and "cost" in chart
+    assert chart.count('class="fusion-bar') == 2 * 2 + 1  # each model's latency and cost, and the judge's cost
+    assert "latency" in chart and "cost (share of the run)" in chart
+    assert "Judge's rationale:</b> Candidate" in verdict
 
 
 def test_best_of_verdict_shows_the_winner_and_every_score(ip: InteractiveShell, widget_magics: FusionMagics) -> None:

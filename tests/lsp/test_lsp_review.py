@@ -257,3 +257,67 @@ async def test_a_failed_review_keeps_the_earlier_findings(start_lsp, server: Tes
     assert result["error"] == "no model answered" and result["failed"] == {"mock/auth-401": "auth"}
     await asyncio.sleep(0.2)
     assert len(fusion_diagnostics(client, uri)) == 2
+
+
+async def test_answers_cut_at_max_tokens_are_marked_truncated(start_lsp, server: TestServer, tmp_path: Path) -> None:
+    script_review(server)
+    client = await start_lsp("visual_studio_code", {**BASE_OPTIONS, "reviewMaxTokens": 5})
+    uri = open_doc(client, tmp_path)
+
+    result = await review(client, uri)
+
+    assert result["error"] == "no model answered"
+    shown = await wait_for(lambda: [m.message for m in client.messages if "no model answered" in m.message])
+    assert "script/rev-a: script/rev-a did not reply with findings JSON [truncated at max_tokens]" in shown[0]
+
+
+async def test_an_explanation_cut_at_max_tokens_is_marked_truncated(
+    start_lsp, server: TestServer, tmp_path: Path
+) -> None:
+    script_review(server)
+    server.script("script/judge", replies=["Real bug, because " + "the loop goes too far " * 200])
+    client = await start_lsp("neovim@v0.7.0", {**BASE_OPTIONS, "reviewJudge": "script/judge"})
+    uri = open_doc(client, tmp_path)
+    await review(client, uri)
+    diags = await wait_for(lambda: fusion_diagnostics(client, uri))
+
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="fusion.explain", arguments=[uri, diags[0].data["id"]])
+    )
+
+    assert "Judge (script/judge): Real bug, because the loop" in result["explanation"]
+    assert result["explanation"].endswith(" [truncated at max_tokens]")
+    assert [m for m in client.messages if m.message.endswith("[truncated at max_tokens]")]
+
+
+@pytest.mark.local
+async def test_review_with_no_key_and_only_a_base_model_says_what_it_needs(
+    start_lsp, lsp_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in lsp_env.items() if not k.startswith("OPENROUTER_")}
+    root = tmp_path / "empty"
+    root.mkdir()
+    # With no pool configured the analysers review (#13); a pool of base models only still says what it needs.
+    client = await start_lsp("neovim@v0.7.0", {"reviewPool": ["local/gemma-3-270m"]}, root=root, env=env)
+    uri = open_doc(client, root)
+
+    result = await review(client, uri)
+
+    assert result["findings"] == 0 and result["base_models"] == ["local/gemma-3-270m"]
+    (needs,) = [m for m in client.messages if "needs a model that follows instructions" in m.message]
+    assert "OPENROUTER_API_KEY" in needs.message and "[endpoints]" in needs.message and "gguf:" in needs.message
+    assert not client.progress_reports  # the base model never started reviewing
+
+
+@pytest.mark.local
+async def test_base_models_are_left_out_of_a_mixed_review_pool(start_lsp, server: TestServer, tmp_path: Path) -> None:
+    script_review(server)
+    client = await start_lsp(
+        "visual_studio_code", {**BASE_OPTIONS, "reviewPool": ["script/rev-a", "local/gemma-3-270m*3"]}
+    )
+    uri = open_doc(client, tmp_path)
+
+    result = await review(client, uri)
+
+    assert result["responders"] == ["script/rev-a"] and result["findings"] == 1
+    assert [m for m in client.log_messages if "left out local/gemma-3-270m" in m.message]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -45,29 +44,6 @@ async def test_initialize_advertises_the_fusion_features(start_lsp, editor: str)
     assert caps.inline_completion_provider is None  # none of these editors advertises it
     if editor == "emacs":
         assert caps.position_encoding == types.PositionEncodingKind.Utf32  # eglot prefers it
-
-
-async def test_initialize_is_answered_fast(lsp_env: dict[str, str], tmp_path: Path) -> None:
-    params = types.InitializeParams(
-        capabilities=capabilities("visual_studio_code"), root_uri=tmp_path.as_uri(), initialization_options=BASE_OPTIONS
-    )
-    config = ClientServerConfig(server_command=[sys.executable, "-m", "fusion_lsp"], server_env=lsp_env)
-    for settle in (0.0, 1.5):
-        spawned = time.perf_counter()
-        client = await config.start()
-        try:
-            await asyncio.sleep(settle)  # the second time the process has started before the request
-            sent = time.perf_counter()
-            await client.initialize_session(params)
-            answered = time.perf_counter()
-            # Measured 0.56 s from spawn and 0.11 s for the request on 2 cores; generous bounds for busy CI.
-            if settle:
-                assert answered - sent < 1.0
-            else:
-                assert answered - spawned < 3.0
-            await client.shutdown_session()
-        finally:
-            await client.stop()
 
 
 async def test_llama_cpp_is_imported_only_when_a_local_model_is_used(

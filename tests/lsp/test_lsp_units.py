@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
-from fusion_core.config import parse_config
+from fusion_core.config import LocalConfig, parse_config
+from fusion_core.local_models import embedded_model_path, resolve_model_path
+from fusion_core.models import expand_pool
 from fusion_core.review import Finding, merge_findings
 from fusion_lsp.__main__ import parse_tcp
 from fusion_lsp.documents import (
@@ -21,7 +24,7 @@ from fusion_lsp.documents import (
     text_around,
 )
 from fusion_lsp.findings import FindingStore, LiveFinding, follow_changes
-from fusion_lsp.settings import DEFAULT_COMPLETION_POOL, LspSettings, build_settings
+from fusion_lsp.settings import DEFAULT_COMPLETION_POOL, LspSettings, build_settings, local_threads, server_config
 from fusion_lsp.tasks import TaskRegistry, await_work
 
 UTF16 = PositionCodec(types.PositionEncodingKind.Utf16)
@@ -68,6 +71,19 @@ def test_default_pools_follow_the_key() -> None:
     assert local.review_pool == ("tool:ruff", "tool:bandit") and local.review_judge is None  # #13
     assert remote.completion_pool == local.completion_pool == DEFAULT_COMPLETION_POOL
     assert build_settings(parse_config("local_only = true"), [], KEY_ENV)[0].review_pool == ("tool:ruff", "tool:bandit")
+
+
+def test_the_server_runs_local_models_on_half_the_cores_unless_configured() -> None:
+    assert [local_threads(n) for n in (None, 1, 2, 3, 8)] == [1, 1, 1, 1, 4]
+    assert server_config(parse_config("")).local.n_threads == local_threads(os.cpu_count())
+    assert server_config(parse_config("[local]\nn_threads = 2")).local.n_threads == 2
+
+
+def test_the_default_completion_pool_is_the_embedded_model() -> None:
+    # It once read local/local/gemma-3-270m, and every completion answered nothing.
+    settings, _ = build_settings(parse_config(""), [], {})
+    for member in expand_pool(settings.completion_pool):
+        assert resolve_model_path(member.spec, LocalConfig()) == (embedded_model_path(None), True)
 
 
 def test_bad_settings_are_reported_not_applied() -> None:

@@ -18,7 +18,6 @@ __all__ = ["FORMATS", "FileReview", "render"]
 
 FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-INFORMATION_URI = "https://github.com/fusion/model-fusion#fusion-review"
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note", "hint": "note"}
 _GITHUB_LEVEL = {"error": "error", "warning": "warning", "info": "notice", "hint": "notice"}
 
@@ -126,7 +125,7 @@ def _sarif(files: list[FileReview]) -> str:
                 result["fixes"] = [{"description": {"text": "Suggested fix"}, "artifactChanges": [change]}]
             results.append(result)
     run = {
-        "tool": {"driver": {"name": "fusion", "informationUri": INFORMATION_URI, "rules": list(rules.values())}},
+        "tool": {"driver": {"name": "fusion", "rules": list(rules.values())}},
         "results": results,
     }
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"

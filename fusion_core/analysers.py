@@ -41,7 +41,8 @@ from fusion_core.result import Candidate
 from fusion_core.usage import Usage
 
 if TYPE_CHECKING:
-    from fusion_core.review import Finding, ReviewTarget
+    from fusion_core.findings import Finding
+    from fusion_core.review import ReviewTarget
 
 __all__ = ["ANALYSERS", "DEFAULT_ANALYSER_POOL", "TOOL_PREFIX", "ToolRun", "is_tool_spec", "run_analysers"]
 
@@ -242,7 +243,7 @@ async def _ruff(member: str, target: ReviewTarget, timeout_s: float) -> list[Fin
 
 
 def _ruff_finding(member: str, item: Any, lines: list[str]) -> Finding | None:
-    from fusion_core.review import Finding
+    from fusion_core.findings import Finding
 
     if not isinstance(item, dict):
         return None
@@ -333,7 +334,7 @@ _BANDIT_SEVERITY: dict[str, Any] = {"HIGH": "error", "MEDIUM": "warning", "LOW":
 
 
 async def _bandit(member: str, target: ReviewTarget, timeout_s: float) -> list[Finding]:
-    from fusion_core.review import Finding
+    from fusion_core.findings import Finding
 
     if importlib.util.find_spec("bandit") is None:
         raise ConfigError("tool:bandit is not installed", hint=_install_hint("bandit"))
@@ -369,7 +370,7 @@ _SEMGREP_SEVERITY: dict[str, Any] = {"ERROR": "error", "WARNING": "warning", "IN
 
 
 async def _semgrep(member: str, target: ReviewTarget, timeout_s: float) -> list[Finding]:
-    from fusion_core.review import Finding
+    from fusion_core.findings import Finding
 
     binary = shutil.which("semgrep")
     if binary is None:

@@ -233,3 +233,19 @@ def test_github_format_is_well_formed_workflow_commands(repo: Path, server: Test
 def test_workflow_command_escaping() -> None:
     assert escape_data("50%\r\nx:y,z") == "50%25%0D%0Ax:y,z"
     assert escape_property("50%\r\nx:y,z") == "50%25%0D%0Ax%3Ay%2Cz"
+
+
+def test_diff_defaults_to_the_merge_base_with_the_default_branch(
+    repo: Path, server: TestServer, env: dict[str, str]
+) -> None:
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "calc.py").write_text(CHANGED)
+    git(repo, "commit", "-qam", "off by one")
+    (repo / "new.py").write_text("def f():\n    return 1\n")  # untracked: not part of the diff
+    server.script("script/a", default=reply(finding(11, "off by one", severity="warning")))
+    done = fusion(["--diff", "--pool", "script/a", "--format", "json"], repo, env)
+    assert done.returncode == 0, done.stderr
+    files = json.loads(done.stdout)["files"]
+    assert [f["path"] for f in files] == ["calc.py"] and files[0]["findings"][0]["start_line"] == 11
+    bad = fusion(["--diff", "no-such-branch", "--pool", "script/a"], repo, env)
+    assert bad.returncode == 2 and "is not a commit" in bad.stderr

@@ -54,7 +54,8 @@ def error_text(kind: str, status: int | None, message: str) -> str:
 def progress_line(event: Event) -> str | None:
     """One line describing ``event``, or None for events not worth a line (deltas)."""
     if isinstance(event, RunStarted):
-        return f"fusion: {event.mode} over {len(event.models)} models, judge {event.judge}"
+        judge = f"judge {event.judge}" if event.judge else "no judge (one model runs alone)"
+        return f"fusion: {event.mode} over {len(event.models)} models, {judge}"
     if isinstance(event, Notice):
         return f"note: {event.message}"
     number = getattr(event, "round", 1)
@@ -68,7 +69,8 @@ def progress_line(event: Event) -> str | None:
         )
     if isinstance(event, CandidateFailed):
         error = event.error
-        return f"  {event.model}: failed{suffix}: {error_text(error.kind, error.status, error.message)}"
+        message = error.message.removeprefix(f"{event.model}: ")  # the line already starts with the name
+        return f"  {event.model}: failed{suffix}: {error_text(error.kind, error.status, message)}"
     if isinstance(event, CandidateCancelled):
         return f"  {event.model}: cancelled{suffix} after {format_seconds(event.latency_s)}"
     if isinstance(event, RoundFinished):

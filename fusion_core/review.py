@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fusion_core.analysers import ToolRun, check_tool_spec, is_tool_spec, run_analysers
 from fusion_core.backends.base import Backend, ChatRequest, Completion, Message, ModelCatalog, complete
+from fusion_core.cost import check_cost, estimate_cost
 from fusion_core.errors import ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.findings import (
@@ -76,8 +77,6 @@ DEFAULT_REVIEW_MAX_TOKENS = 2048
 DEFAULT_REVIEW_TEMPERATURE = 0.2
 MAX_REVIEW_CHARS = 200_000
 SELECTION_CONTEXT_LINES = 20
-# Rough prompt size in tokens for the cost estimate (about 4 characters a token for code).
-CHARS_PER_TOKEN = 4
 
 _FINDING_PROPERTIES: dict[str, Any] = {
     "start_line": {"type": "integer"},
@@ -371,50 +370,6 @@ def _restored(finding: Finding, redaction: Redaction) -> Finding:
 def _split_lines(text: str) -> list[str]:
     """Lines as LSP counts them: split at \\r\\n, \\n or \\r."""
     return re.split(r"\r\n|\r|\n", text)
-
-
-# -- cost -------------------------------------------------------------------------------
-
-
-async def estimate_cost(jobs: Sequence[Job]) -> tuple[float, list[str]]:
-    """Worst-case USD for ``jobs`` (prompt plus max_tokens of answer), and models with unknown prices.
-
-    Models of endpoints with no price list (local or self-hosted) cost nothing.
-    """
-    total = 0.0
-    unknown = []
-    for job in jobs:
-        backend: Backend = job.backend
-        if not isinstance(backend, ModelCatalog):
-            continue
-        try:
-            infos = {info.id: info for info in await backend.list_models()}
-        except FusionError:
-            unknown.append(job.member)
-            continue
-        info = infos.get(job.request.model)
-        if info is None or info.pricing is None:
-            unknown.append(job.member)
-            continue
-        prompt_tokens = sum(len(m.content) for m in job.request.messages) // CHARS_PER_TOKEN + 1
-        total += info.pricing.cost(prompt_tokens, job.request.max_tokens or DEFAULT_REVIEW_MAX_TOKENS)
-    return total, unknown
-
-
-async def check_cost(jobs: Sequence[Job], cap_usd: float) -> float:
-    """Raise CostCapExceeded unless the worst-case cost of ``jobs`` fits under ``cap_usd``."""
-    cost, unknown = await estimate_cost(jobs)
-    if unknown:
-        raise CostCapExceeded(
-            f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
-            hint="Remove the cost cap, or use models whose endpoint lists prices.",
-        )
-    if cost > cap_usd:
-        raise CostCapExceeded(
-            f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
-            hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.",
-        )
-    return cost
 
 
 # -- explaining a finding ---------------------------------------------------------------

@@ -1,10 +1,23 @@
-"""The ``fusion`` command: ``run``, ``models`` and ``pools``.
+"""The ``fusion`` command: ``run``, ``models``, ``pools``, ``logs`` and ``costs``.
 
-Exit codes: 0 a fused answer (even if some candidates failed); 2 a usage or
-config error; 3 no candidate succeeded, or the judge hit an auth, credit or
-permission error, or a remote model was asked for with no key; 4 the judge
-failed (the candidates are still printed). Expected failures print one clear
-message and no traceback.
+``fusion "prompt"`` with no command means ``fusion run "prompt"``, and piped
+stdin is read as ``llm`` reads it: ``cat f.py | fusion "review this"`` sends the
+piped text, then the instruction.
+
+Exit codes:
+
+- 0: an answer (even if some candidates failed; the failures are reported);
+- 2: a usage or config error, caught before any request: a bad flag or
+  ``fusion.toml`` value (NaN, out of range, empty ``--pool``/``--judge``), stdin
+  that is not UTF-8 text, a model id the endpoint's catalogue does not list, a
+  run whose worst case is over ``--max-cost``/``cost_cap_usd``, local-only refusals;
+- 3: no candidate succeeded, or the judge hit an auth, credit or permission
+  error, or a remote model was asked for with no key;
+- 4: the judge failed (the candidates are still printed);
+- 130: interrupted (Ctrl-C); every request was cancelled;
+- 141: stdout was closed early (``fusion ... | head``).
+
+Expected failures print one clear message and no traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +26,11 @@ import argparse
 import asyncio
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rich.console import Console
@@ -40,6 +55,9 @@ EXIT_USAGE = 2
 EXIT_NO_ANSWER = 3
 EXIT_JUDGE_FAILED = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+COMMANDS = ("run", "models", "pools", "logs", "costs", "review")
+DISTRIBUTION = "model-fusion"
 # Judge failures that no retry or other judge setting can fix: the user must act.
 _ACCOUNT_ERRORS = {"auth", "no_credits", "forbidden", "missing_key"}
 
@@ -51,10 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="path to fusion.toml (default: ./fusion.toml, then ~/.config/fusion/config.toml)"
     )
+    parser.add_argument("--version", action="version", version=f"fusion {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="fuse the answers of a pool of models")
-    run.add_argument("prompt", help="the prompt, or - to read it from stdin")
-    add_run_options(run)
+    run = commands.add_parser(
+        "run",
+        help="fuse the answers of a pool of models (the default command)",
+        description="Fuse the answers of a pool of models. Piped stdin comes first, then the prompt.",
+    )
+    run.add_argument("prompt", nargs="?", help="the prompt, or - to read it from stdin")
+    add_run_options(run, option_flags=("-o", "--option"))
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     run.add_argument(
         "--no-log", action="store_true", dest="no_log", help="do not record this run in the run log (see `fusion logs`)"
@@ -74,8 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusion`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    err = Console(stderr=True)
+    args = parser.parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv), _stdin_piped()))
+    # Text from outside (model names, answers, errors) is shown as it is: no emoji codes
+    # (":m:" is not Ⓜ), and no hard wrap at 80 columns when stderr is a file or pipe.
+    err = Console(stderr=True, emoji=False, highlight=False)
+    err.soft_wrap = not err.is_terminal
     try:
         config = load_config(_path(args.config))
         if args.command == "run":
@@ -99,12 +125,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: every request was cancelled")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `fusion ... | head` closed stdout early: not an error worth a traceback.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def with_default_command(argv: list[str], piped: bool) -> list[str]:
+    """``fusion "prompt"`` → ``fusion run "prompt"`` (and bare ``fusion`` with piped stdin)."""
+    i = 0
+    while i < len(argv) and (argv[i] == "--config" or argv[i].startswith("--config=")):
+        i += 2 if argv[i] == "--config" else 1
+    if i >= len(argv):
+        return [*argv, "run"] if piped else argv
+    if argv[i] in COMMANDS or argv[i] in ("-h", "--help", "--version"):
+        return argv
+    return [*argv[:i], "run", *argv[i:]]
+
+
+def _stdin_piped() -> bool:
+    """True when stdin is a pipe or a file (not a terminal, not /dev/null, not absent)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def _read_stdin() -> str:
+    """All of stdin as text; binary or non-UTF-8 input is a usage error, not a crash later."""
+    data = sys.stdin.buffer.read()
+    if b"\0" in data:
+        raise ConfigError(
+            "stdin looks binary (it contains NUL bytes), not a text prompt",
+            hint="Pipe text, or pass the prompt as an argument.",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"stdin is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            hint="Convert it first (e.g. iconv -f LATIN1 -t UTF-8), or pass the prompt as an argument.",
+        ) from None
+
+
+def read_prompt(argument: str | None, piped: bool) -> str:
+    """The prompt: the argument, ``-`` for stdin, or piped stdin followed by the argument (as llm does)."""
+    if argument == "-":
+        prompt = _read_stdin()
+    elif piped:
+        stdin = _read_stdin()
+        prompt = "\n\n".join(part for part in (stdin.rstrip("\n"), argument) if part)
+    else:
+        prompt = argument or ""
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty", hint='Pass it as an argument (fusion "..."), or pipe it in.')
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable bytes in argv arrive as lone surrogates; no endpoint can take them.
+        raise ConfigError("the prompt is not valid UTF-8 text", hint="Pass UTF-8 text.") from None
+    return prompt
 
 
 def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt.strip():
-        raise ConfigError("the prompt is empty", hint="Pass the prompt as an argument, or - for stdin.")
+    prompt = read_prompt(args.prompt, _stdin_piped())
     resolved = resolve_settings(args, config, os.environ)
     if resolved.notice:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
@@ -181,7 +267,7 @@ async def _stream(fusion: Fusion, prompt: str, settings: RunSettings, err: Conso
 def _finish(result: FusionResult, as_json: bool, err: Console) -> int:
     from fusion_core.cli.render import print_summary
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, emoji=False)
     if as_json:
         print(result.to_json())
     elif result.ok:
@@ -222,7 +308,7 @@ async def _models(args: argparse.Namespace, config: Config) -> int:
         models = await backend.list_models()
     finally:
         await fusion.aclose()
-    out = Console(highlight=False)
+    out = Console(highlight=False, emoji=False)
     table_rows = [m for m in models if args.filter.lower() in m.id.lower()]
     out.print(f"{'model':<48} {'context':>9} {'$/M in':>9} {'$/M out':>9}")
     for info in sorted(table_rows, key=lambda m: m.id):
@@ -254,6 +340,15 @@ def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        from fusion_core import __version__
+
+        return __version__
 
 
 if __name__ == "__main__":

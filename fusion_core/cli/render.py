@@ -104,7 +104,7 @@ class RunView:
                 latency = f"{now - row.started:.1f}s" if row.started else ""
             state = row.state + (f" r{row.round}" if row.round > 1 else "")
             table.add_row(
-                name,
+                Text(name),  # a model name is text, never markup
                 Text(state, style=STATE_STYLE.get(row.state, "")),
                 tokens,
                 latency,

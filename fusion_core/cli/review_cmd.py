@@ -27,6 +27,7 @@ from fusion_core.backends.openai_http import OPENROUTER_KEY_ENV
 from fusion_core.cli.review_files import Source, collect_changes, collect_paths
 from fusion_core.cli.review_output import FORMATS, FileReview, render
 from fusion_core.config import Config
+from fusion_core.cost import check_cost
 from fusion_core.engine import Fusion
 from fusion_core.errors import ConfigError
 from fusion_core.events import Notice
@@ -39,7 +40,6 @@ from fusion_core.review import (
     Finding,
     ReviewSettings,
     ReviewTarget,
-    estimate_cost,
     merge_findings,
     plan_review,
     run_plan,
@@ -153,17 +153,8 @@ async def _review_all(
         todo = [w for w in work if w.cached is None]
         plans = [await plan_review(fusion, _target(w.source), settings, emit=_note) for w in todo]
         if args.max_cost is not None:
-            cost, unknown = await estimate_cost([job for plan in plans for job in plan.jobs])
-            if unknown:
-                raise ConfigError(
-                    f"cannot check {', '.join(sorted(set(unknown)))} against --max-cost: no price is listed",
-                    hint="Drop --max-cost, or use models whose endpoint lists prices.",
-                )
-            if cost > args.max_cost:
-                raise ConfigError(
-                    f"this review could cost up to ${cost:.4f}, over --max-cost ${args.max_cost:.4f}",
-                    hint="Raise --max-cost, review fewer files (--diff, --staged), or use fewer or cheaper models.",
-                )
+            # Every file's requests together, before the first one is sent (fusion_core.cost).
+            await check_cost([job for plan in plans for job in plan.jobs], args.max_cost)
         gate = asyncio.Semaphore(FILES_AT_ONCE)
         tty = sys.stderr.isatty()
         done = 0

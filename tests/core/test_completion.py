@@ -149,7 +149,7 @@ async def test_the_likelihood_judge_ranks_local_samples() -> None:
     fusion = Fusion()
     context = CompletionContext(prefix="def fibonacci(n):\n    if n < 2:\n        return n\n    return ")
     settings = CompletionSettings(
-        pool=("local/gemma-3-270m*3",), deadline_s=30, max_tokens=16, judge="likelihood:local/gemma-3-270m"
+        pool=("local/gemma-3-270m*3",), deadline_s=120, max_tokens=16, judge="likelihood:local/gemma-3-270m"
     )
     outcome = await fused_completion(fusion, context, settings)
     assert outcome.items

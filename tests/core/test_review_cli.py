@@ -203,7 +203,7 @@ def test_second_run_on_unchanged_files_sends_no_requests(repo: Path, server: Tes
 
 def test_max_cost_refuses_before_any_request(repo: Path, server: TestServer, env: dict[str, str]) -> None:
     done = fusion(["calc.py", "--pool", "mock/alpha,mock/beta", "--max-cost", "0.000001"], repo, env)
-    assert done.returncode == 2 and "over --max-cost" in done.stderr
+    assert done.returncode == 2 and "over the cap of $0.000001" in done.stderr and "Traceback" not in done.stderr
     assert server.log() == []
 
 

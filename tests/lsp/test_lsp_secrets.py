@@ -101,8 +101,10 @@ async def test_a_custom_endpoint_key_echoed_back_never_reaches_the_editor(
 
     result = await review(client, uri)
 
-    assert result["failed"] == {"lab:mock/echo-key-event": "bad_response", "lab:mock/echo-key-usage": "internal"}
+    # The non-JSON event fails at the wire; the usage echo is dropped at the boundary (a token
+    # count that is not a number), so that model fails only for not answering with findings.
+    assert result["failed"]["lab:mock/echo-key-event"] == "bad_response"
     logged = await wait_for(lambda: [m.message for m in client.log_messages if "models failed" in m.message])
-    assert "not JSON" in logged[0] and "ValueError" in logged[0]  # the echoes were reported...
+    assert "not JSON" in logged[0]  # the echo was reported...
     seen = all_text_seen(client)
     assert CUSTOM_KEY not in seen and CUSTOM_KEY[:16] not in seen and CUSTOM_KEY[-16:] not in seen  # ...without it

@@ -35,7 +35,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from fusion_core.cli import eval_cmd
+from fusion_core.cli import eval_cmd, review_cmd
 from fusion_core.cli.logs import add_costs_parser, add_logs_parser, show_costs, show_local_models, show_logs
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
@@ -56,7 +56,7 @@ EXIT_NO_ANSWER = 3
 EXIT_JUDGE_FAILED = 4
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
-COMMANDS = ("run", "models", "pools", "logs", "costs", "eval")
+COMMANDS = ("run", "models", "pools", "logs", "costs", "eval", "review")
 DISTRIBUTION = "model-fusion"
 # Judge failures that no retry or other judge setting can fix: the user must act.
 _ACCOUNT_ERRORS = {"auth", "no_credits", "forbidden", "missing_key"}
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_logs_parser(commands)
     add_costs_parser(commands)
     eval_cmd.add_parser(commands)
+    review_cmd.add_parser(commands)
     return parser
 
 
@@ -114,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_models(args, config))
         if args.command == "eval":
             return eval_cmd.run(args, config)
+        if args.command == "review":
+            return review_cmd.run(args, config)
         if args.command in ("logs", "costs"):
             (show_logs if args.command == "logs" else show_costs)(args)
             return EXIT_OK

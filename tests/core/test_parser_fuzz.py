@@ -15,11 +15,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fusion_core.errors import BadResponse
+from fusion_core.findings import MAX_FINDINGS_PER_MODEL, parse_findings
 from fusion_core.framing import extract_json_object
 from fusion_core.judge import _read as read_verdict
 from fusion_core.modes import MODES
 from fusion_core.modes.base import VerdictFormatError
-from fusion_core.review import MAX_FINDINGS_PER_MODEL, parse_findings
 
 LABELS = {"A": "model-a", "B": "model-b"}
 TEXTS = {"A": "answer a", "B": "answer b"}

@@ -8,7 +8,7 @@ out of a judge reply that is still being written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,10 @@ class VerdictView:
 
     winner: str | None = None
     scores: tuple[tuple[str, float], ...] = ()
-    likelihood: bool = False
+    score_unit: str = "0-10"
+    # The execution judge's tie-break: each candidate's likelihood total, when one was used.
+    tie_break: str = ""
+    tie_break_scores: tuple[tuple[str, float], ...] = ()
     swap_agree: bool | None = None
     swap_confidence: str = ""
     confidence: float | None = None
@@ -150,14 +153,27 @@ def read_verdict(judge: JudgeOutcome | None) -> VerdictView:
     data: Mapping[str, Any] = judge.verdict
     swap = data.get("swap")
     raw_scores = data.get("scores")
-    scores = raw_scores.items() if isinstance(raw_scores, dict) else ()
+    scores: Iterable[tuple[Any, Any]] = raw_scores.items() if isinstance(raw_scores, dict) else ()
     confidence = data.get("confidence")
     if not isinstance(confidence, int | float) or isinstance(confidence, bool):
         confidence = None
+    method = data.get("method")
+    unit = {"likelihood": "mean token log-probability", "exec": "visible tests passed"}.get(str(method), "0-10")
+    execution = data.get("execution")
+    if method == "exec" and isinstance(execution, dict):
+        scores = ((model, row.get("passed")) for model, row in execution.items() if isinstance(row, dict))
+    components = data.get("components")
+    tie_scores = components.items() if method == "exec" and isinstance(components, dict) else ()
     return VerdictView(
         winner=str(data["winner"]) if data.get("winner") is not None else None,
         scores=tuple((str(model), float(score)) for model, score in scores if _is_number(score)),
-        likelihood=data.get("method") == "likelihood",
+        score_unit=unit,
+        tie_break=str(data.get("tie_break") or "") if method == "exec" else "",
+        tie_break_scores=tuple(
+            (str(model), float(row["total"]))
+            for model, row in tie_scores
+            if isinstance(row, dict) and _is_number(row.get("total"))
+        ),
         swap_agree=bool(swap.get("agree")) if isinstance(swap, dict) else None,
         swap_confidence=str(swap.get("confidence", "")) if isinstance(swap, dict) else "",
         confidence=None if confidence is None else float(confidence),
@@ -191,10 +207,13 @@ def verdict_lines(view: VerdictView) -> list[str]:
     """The verdict in a few plain lines: winner and scores, or confidence and the analysis."""
     lines: list[str] = []
     if view.winner is not None:
-        unit = " (mean token log-probability)" if view.likelihood else " (0-10)"
         ranked = sorted(view.scores, key=lambda item: item[1], reverse=True)
         scores = ", ".join(f"{model} {score:g}" for model, score in ranked)
-        lines.append(f"winner {view.winner}" + (f"; scores{unit}: {scores}" if scores else ""))
+        lines.append(f"winner {view.winner}" + (f"; scores ({view.score_unit}): {scores}" if scores else ""))
+        if view.tie_break:
+            ties = sorted(view.tie_break_scores, key=lambda item: item[1], reverse=True)
+            detail = ", ".join(f"{model} {score:g}" for model, score in ties)
+            lines.append(f"tie-break: {view.tie_break}" + (f" ({detail})" if detail else ""))
         if view.swap_agree is not None:
             agreed = "agreed" if view.swap_agree else "disagreed"
             lines.append(f"position-bias check: the two judgings {agreed}, confidence {view.swap_confidence}")

@@ -52,6 +52,10 @@ def test_the_readme_first_command_gives_a_complete_correct_answer_and_says_why(t
     assert [convert(c) for c in (0, 100, -40, 37)] == [32, 212, -40, pytest.approx(98.6)]
 
     # Why: the judge's rationale and the scores, on stderr.
-    assert f"judge likelihood:local/gemma-3-270m: {result['judge']['rationale']}" in run.stderr
-    assert f"winner {winner}; scores (mean token log-probability): " in run.stderr
+    judge = result["judge"]["model"]
+    assert f"judge {judge}: {result['judge']['rationale']}" in run.stderr
+    # A code prompt with no key is judged by execution, ties broken by likelihood (the default).
+    assert result["judge"]["verdict"]["method"] == "exec"
+    assert f"winner {winner}; scores (visible tests passed): " in run.stderr
+    assert "tie-break: likelihood under local/gemma-3-270m" in run.stderr
     assert "truncated" not in run.stderr

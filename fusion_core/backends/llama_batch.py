@@ -76,6 +76,7 @@ class SeqJob:
     alone: Callable[[], None]  # the single-sequence path, when nothing shares the batch
     clock: Callable[[], float] = time.perf_counter
     key: tuple[str, bool, bool] = field(init=False)
+    ended: bool = field(default=False, init=False)  # its stream has had DONE
 
     def __post_init__(self) -> None:
         self.key = (self.text, self.add_bos, self.special)
@@ -115,12 +116,14 @@ class Batcher:
         try:
             with self._model.lock:
                 _decode_together(self._model, group, tokens)
-        except BaseException as exc:  # re-raised in every member's consumer
+        except BaseException as exc:  # re-raised in the consumer of every unfinished member
             for job in group:
-                job.emit(exc)
+                if not job.ended:
+                    job.emit(exc)
         finally:
             for job in group:
-                job.emit(DONE)
+                if not job.ended:
+                    job.emit(DONE)
 
     def _wait_for_members(self) -> int:
         deadline = time.monotonic() + COLLECT_MAX_S
@@ -230,6 +233,9 @@ class _Sequence:
             compute_s=self.job.clock() - self.start,
         )
         self.job.emit(Chunk(usage=usage, finish_reason=reason))
+        # End this member's stream now, not when the whole batch ends.
+        self.job.ended = True
+        self.job.emit(DONE)
         return False
 
 

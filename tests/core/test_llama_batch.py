@@ -7,6 +7,7 @@ its prefill and decode side by side, each with its own sampler, stops and stream
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -73,6 +74,19 @@ async def test_a_pool_of_samples_streams_interleaved_and_its_greedy_sample_is_de
     # Seeded samples are reproducible too, and differ from each other.
     assert [c.text for c in runs[0]] == [c.text for c in runs[1]]
     assert len({c.text for c in runs[0]}) > 1
+
+
+async def test_a_member_that_ends_early_finishes_while_the_others_go_on(gemma: tuple[LlamaBackend, str]) -> None:
+    backend, model_id = gemma
+    short, long = pool_jobs(backend, model_id, 2)
+    short = Job(short.member, short.label, backend, replace(short.request, max_tokens=2))
+    long = Job(long.member, long.label, backend, replace(long.request, max_tokens=32))
+    events: list[Event] = []
+    candidates = await run_round([short, long], emit=events.append, timeout_s=GENEROUS_TIMEOUT_S)
+    assert [c.usage.completion_tokens for c in candidates] == [2, 32]
+    short_done = next(i for i, e in enumerate(events) if isinstance(e, CandidateFinished) and e.model == short.member)
+    long_deltas = [i for i, e in enumerate(events) if isinstance(e, CandidateDelta) and e.model == long.member]
+    assert long_deltas[0] < short_done < long_deltas[-1]
 
 
 async def test_closing_one_members_stream_stops_only_that_sequence(gemma: tuple[LlamaBackend, str]) -> None:

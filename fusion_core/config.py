@@ -34,13 +34,15 @@ from typing import Any
 
 from fusion_core.errors import ConfigError
 from fusion_core.limits import Limits, parse_limits
+from fusion_core.option_specs import MODES as MODES  # re-exported: the modes a pool may name
+from fusion_core.option_specs import SPECS_BY_NAME, OptionSpec, specs_in
 
 CONFIG_FILENAME = "fusion.toml"
 USER_CONFIG_PATH = Path("~/.config/fusion/config.toml")
 CONFIG_ENV = "FUSION_CONFIG"
-MODES = ("best-of", "merge", "debate")
 
-_POOL_KEYS = {"models", "judge", "mode", "rounds", "quorum", "swap", "temperature", "max_tokens", "system", "timeout"}
+# Pool and top-level run options are checked by the same specs as the flags.
+_POOL_KEYS = {spec.key for spec in specs_in("pool")}
 _ENDPOINT_KEYS = {"base_url", "api_key_env", "attribution"}
 _LOCAL_KEYS = {"models", "n_ctx", "n_gpu_layers", "n_threads", "instruct", "cache_dir"}
 _TOP_KEYS = {"local_only", "default_pool", "endpoints", "pools", "local", "max_concurrency", "cost_cap_usd", "lsp"}
@@ -173,10 +175,10 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         )
     return Config(
         path=path,
-        local_only=bool(checker.opt(data, "local_only", bool) or False),
+        local_only=bool(checker.option(data, SPECS_BY_NAME["local_only"]) or False),
         default_pool=default_pool.lstrip("@") if default_pool else None,
-        max_concurrency=checker.opt(data, "max_concurrency", int),
-        cost_cap_usd=checker.opt(data, "cost_cap_usd", float),
+        max_concurrency=checker.option(data, SPECS_BY_NAME["max_concurrency"]),
+        cost_cap_usd=checker.option(data, SPECS_BY_NAME["max_cost"]),
         endpoints=endpoints,
         pools=pools,
         local=local,
@@ -206,28 +208,12 @@ def _pool(checker: _Checker, name: str, body: Any) -> PoolConfig:
     if not isinstance(body, dict):
         checker.fail(name, f"[pools.{name}] must be a table", 'write models = ["..."] under it')
     checker.keys(body, _POOL_KEYS, f"[pools.{name}]")
-    models = body.get("models")
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+    if body.get("models") is None:
         checker.fail(
             "models", f'[pools.{name}] needs models = ["model", ...]', "list at least one model id as a string"
         )
-    mode = checker.opt(body, "mode", str)
-    if mode is not None and mode not in MODES:
-        checker.fail("mode", f"[pools.{name}] has unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
-    timeout = checker.opt(body, "timeout", float)
-    return PoolConfig(
-        name=name,
-        models=tuple(models),
-        judge=checker.opt(body, "judge", str),
-        mode=mode,
-        rounds=checker.opt(body, "rounds", int),
-        quorum=checker.opt(body, "quorum", int),
-        swap=checker.opt(body, "swap", bool),
-        temperature=checker.opt(body, "temperature", float),
-        max_tokens=checker.opt(body, "max_tokens", int),
-        system=checker.opt(body, "system", str),
-        timeout=timeout,
-    )
+    values = {spec.name: checker.option(body, spec, f"[pools.{name}] ") for spec in specs_in("pool")}
+    return PoolConfig(name=name, **values)
 
 
 class _Checker:
@@ -260,6 +246,16 @@ class _Checker:
             self.fail(key, f"{key} must be a table", f"write it as [{key}]")
         table: dict[str, Any] = value
         return table
+
+    def option(self, data: dict[str, Any], spec: OptionSpec, where: str = "") -> Any:
+        """The value of a run option (None when absent), checked by the same rule as its flag."""
+        value = data.get(spec.key)
+        if value is None:
+            return None
+        try:
+            return spec.check(value)
+        except ValueError as exc:
+            return self.fail(spec.key, f"{where}{spec.key} {exc}", f"write {spec.key} as {spec.expected()}")
 
     def opt(self, data: dict[str, Any], key: str, kind: type) -> Any:
         value = data.get(key)

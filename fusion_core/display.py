@@ -1,10 +1,18 @@
-"""Plain-text descriptions of costs, times, errors and events, shared by every front end.
+"""Plain-text descriptions of costs, times, errors, events and verdicts, shared by every front end.
 
 The CLI's line-by-line mode, the notebook's text mode and its widgets all word
-things the same way because they all use these.
+things the same way because they all use these. The judge's verdict is read
+only here (:func:`read_verdict`), and :class:`AnswerSoFar` reads a fused answer
+out of a judge reply that is still being written.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jiter
 
 from fusion_core.events import (
     CandidateCancelled,
@@ -17,7 +25,12 @@ from fusion_core.events import (
     RoundFinished,
     RunStarted,
 )
+from fusion_core.result import FusionResult, JudgeOutcome
 from fusion_core.usage import Usage
+
+# How every front end words an answer that stopped at max_tokens (finish_reason "length").
+TRUNCATED = "truncated"
+TRUNCATED_HINT = "cut off at max_tokens; raise --max-tokens for a complete answer"
 
 
 def format_cost(usage: Usage | None) -> str:
@@ -54,7 +67,8 @@ def error_text(kind: str, status: int | None, message: str) -> str:
 def progress_line(event: Event) -> str | None:
     """One line describing ``event``, or None for events not worth a line (deltas)."""
     if isinstance(event, RunStarted):
-        return f"fusion: {event.mode} over {len(event.models)} models, judge {event.judge}"
+        judge = f"judge {event.judge}" if event.judge else "no judge (one model runs alone)"
+        return f"fusion: {event.mode} over {len(event.models)} models, {judge}"
     if isinstance(event, Notice):
         return f"note: {event.message}"
     number = getattr(event, "round", 1)
@@ -62,13 +76,15 @@ def progress_line(event: Event) -> str | None:
     if isinstance(event, CandidateStarted):
         return f"  {event.model}: streaming{suffix}"
     if isinstance(event, CandidateFinished):
+        cut = f" ({TRUNCATED} at max_tokens)" if event.finish_reason == "length" else ""
         return (
             f"  {event.model}: done{suffix} in {format_seconds(event.latency_s)}, "
-            f"{event.usage.completion_tokens} tokens"
+            f"{event.usage.completion_tokens} tokens{cut}"
         )
     if isinstance(event, CandidateFailed):
         error = event.error
-        return f"  {event.model}: failed{suffix}: {error_text(error.kind, error.status, error.message)}"
+        message = error.message.removeprefix(f"{event.model}: ")  # the line already starts with the name
+        return f"  {event.model}: failed{suffix}: {error_text(error.kind, error.status, message)}"
     if isinstance(event, CandidateCancelled):
         return f"  {event.model}: cancelled{suffix} after {format_seconds(event.latency_s)}"
     if isinstance(event, RoundFinished):
@@ -76,3 +92,173 @@ def progress_line(event: Event) -> str | None:
     if isinstance(event, JudgeStarted):
         return f"  judge {event.model}: " + ("judging" if event.attempt == 1 else "repair request")
     return None
+
+
+# ---------------------------------------------------------------------------
+# The judge's verdict, read in one place.
+#
+# ``JudgeOutcome.verdict`` is still a mode-specific dict; every front end reads it
+# through :func:`read_verdict`, so when verdicts become typed only this function changes.
+
+
+@dataclass(frozen=True)
+class Stance:
+    """One model's position in a contradiction."""
+
+    model: str
+    stance: str
+
+
+@dataclass(frozen=True)
+class Contradiction:
+    topic: str
+    stances: tuple[Stance, ...]
+
+
+@dataclass(frozen=True)
+class Insight:
+    """Something only ``model`` said."""
+
+    model: str
+    insight: str
+
+
+@dataclass(frozen=True)
+class VerdictView:
+    """What a front end shows of a verdict: best-of's winner and scores, or merge's analysis."""
+
+    winner: str | None = None
+    scores: tuple[tuple[str, float], ...] = ()
+    likelihood: bool = False
+    swap_agree: bool | None = None
+    swap_confidence: str = ""
+    confidence: float | None = None
+    consensus: tuple[str, ...] = ()
+    contradictions: tuple[Contradiction, ...] = ()
+    insights: tuple[Insight, ...] = ()
+    blind_spots: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self == VerdictView()
+
+
+def read_verdict(judge: JudgeOutcome | None) -> VerdictView:
+    """The verdict of a judge that succeeded, as a VerdictView (empty when there is none)."""
+    if judge is None or judge.error is not None or not judge.verdict:
+        return VerdictView()
+    data: Mapping[str, Any] = judge.verdict
+    swap = data.get("swap")
+    raw_scores = data.get("scores")
+    scores = raw_scores.items() if isinstance(raw_scores, dict) else ()
+    confidence = data.get("confidence")
+    if not isinstance(confidence, int | float) or isinstance(confidence, bool):
+        confidence = None
+    return VerdictView(
+        winner=str(data["winner"]) if data.get("winner") is not None else None,
+        scores=tuple((str(model), float(score)) for model, score in scores if _is_number(score)),
+        likelihood=data.get("method") == "likelihood",
+        swap_agree=bool(swap.get("agree")) if isinstance(swap, dict) else None,
+        swap_confidence=str(swap.get("confidence", "")) if isinstance(swap, dict) else "",
+        confidence=None if confidence is None else float(confidence),
+        consensus=tuple(str(c) for c in data.get("consensus") or ()),
+        contradictions=tuple(
+            Contradiction(
+                topic=str(item.get("topic", "")),
+                stances=tuple(
+                    Stance(str(s.get("model", "")), str(s.get("stance", "")))
+                    for s in item.get("stances") or ()
+                    if isinstance(s, dict)
+                ),
+            )
+            for item in data.get("contradictions") or ()
+            if isinstance(item, dict)
+        ),
+        insights=tuple(
+            Insight(str(i.get("model", "")), str(i.get("insight", "")))
+            for i in data.get("unique_insights") or ()
+            if isinstance(i, dict)
+        ),
+        blind_spots=tuple(str(b) for b in data.get("blind_spots") or ()),
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def verdict_lines(view: VerdictView) -> list[str]:
+    """The verdict in a few plain lines: winner and scores, or confidence and the analysis."""
+    lines: list[str] = []
+    if view.winner is not None:
+        unit = " (mean token log-probability)" if view.likelihood else " (0-10)"
+        ranked = sorted(view.scores, key=lambda item: item[1], reverse=True)
+        scores = ", ".join(f"{model} {score:g}" for model, score in ranked)
+        lines.append(f"winner {view.winner}" + (f"; scores{unit}: {scores}" if scores else ""))
+        if view.swap_agree is not None:
+            agreed = "agreed" if view.swap_agree else "disagreed"
+            lines.append(f"position-bias check: the two judgings {agreed}, confidence {view.swap_confidence}")
+        return lines
+    if view.confidence is not None:
+        lines.append(f"confidence {view.confidence:.0%}")
+    lines += [f"consensus: {item}" for item in view.consensus]
+    for contradiction in view.contradictions:
+        lines.append(f"contradiction: {contradiction.topic}")
+        lines += [f"    {s.model}: {s.stance}" for s in contradiction.stances]
+    lines += [f"unique insight ({i.model}): {i.insight}" for i in view.insights]
+    lines += [f"blind spot: {spot}" for spot in view.blind_spots]
+    return lines
+
+
+def truncated_models(result: FusionResult) -> list[str]:
+    """Candidates that stopped at ``max_tokens`` (their answers are cut off)."""
+    return [c.model for c in result.candidates if c.ok and c.truncated]
+
+
+def answer_truncated(result: FusionResult) -> bool:
+    """Whether the answer printed is cut off: it is the text of a candidate that was.
+
+    A merged answer is never cut off when the run succeeded: it was read from a
+    complete JSON string, even if the judge's reply went on until ``max_tokens``.
+    """
+    if not result.ok:
+        return False
+    if result.judge is None:  # one model and no judge: the answer is that model's
+        answered = [c for c in result.candidates if c.ok]
+        return len(answered) == 1 and answered[0].truncated
+    winner = read_verdict(result.judge).winner
+    return any(c.model == winner and c.truncated for c in result.candidates)
+
+
+class AnswerSoFar:
+    """The fused answer while the judge is still writing it, read from its partial JSON reply.
+
+    merge and debate judges reply with a JSON object whose ``answer`` field is the
+    fused answer; jiter's partial mode reads the object before it is closed, so a
+    front end can show the answer as it is written. best-of replies have no
+    ``answer`` field (the winner's text is known only at the end).
+    """
+
+    def __init__(self) -> None:
+        self._reply: list[str] = []
+        self.text = ""
+
+    def feed(self, delta: str) -> str:
+        """Add a piece of the judge's reply; return the part of the answer that is new."""
+        self._reply.append(delta)
+        reply = "".join(self._reply)
+        start = reply.find("{")
+        if start < 0:
+            return ""
+        try:
+            data = jiter.from_json(reply[start:].encode(), partial_mode="trailing-strings")
+        except ValueError:  # not JSON (yet, or after the object closed): nothing new to show
+            return ""
+        answer = data.get("answer") if isinstance(data, dict) else None
+        if not isinstance(answer, str):
+            return ""
+        answer = answer.lstrip()
+        if not answer.startswith(self.text):
+            return ""
+        new, self.text = answer[len(self.text) :], answer
+        return new

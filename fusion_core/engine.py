@@ -10,36 +10,42 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import httpx
 
 from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
+from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
 from fusion_core.config import Config
-from fusion_core.errors import BackendError, ConfigError, FusionError
+from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_calls
+from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import labels_for, new_nonce
-from fusion_core.judge import JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
-from fusion_core.models import BackendResolver, Member, expand_pool, split_judge_spec
+from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
+from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
+from fusion_core.judges.execution import execute_candidates
+from fusion_core.models import BackendResolver, JudgeSpec, Member, expand_pool, parse_judge_spec
 from fusion_core.modes import MODES, Verdict
 from fusion_core.modes.debate import DEFAULT_ROUNDS, Debate, converged
+from fusion_core.option_specs import DEFAULT_MODE, MAX_ROUNDS, check_option
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.result import Candidate, FusionResult, JudgeOutcome, RunStatus
 from fusion_core.usage import Pricing, Usage
 
-DEFAULT_MODE = "merge"
-MAX_ROUNDS = 6
-# The optional /models catalogue gets at most this long (and never more than --timeout):
-# it is fetched alongside the pool, so a healthy one is there long before the judge needs it,
-# and a hanging one must not add a full --timeout to every run.
-CATALOG_TIMEOUT_S = 10.0
+__all__ = ["CATALOG_TIMEOUT_S", "DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSettings"]
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How to run one fusion. ``pool`` holds model specs (see :mod:`fusion_core.models`)."""
+    """How to run one fusion. ``pool`` holds model specs (see :mod:`fusion_core.models`).
+
+    An empty ``judge`` is allowed for a pool of one model: it runs alone and its
+    answer is the result. ``max_cost_usd`` refuses a run whose worst case costs
+    more, before any request; ``provider_options`` go into every pool request.
+    """
 
     pool: tuple[str, ...]
     judge: str
@@ -52,21 +58,28 @@ class RunSettings:
     max_tokens: int | None = None
     system: str | None = None
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_cost_usd: float | None = None
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Raise ConfigError for settings that cannot run."""
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown mode {self.mode!r}", hint=f"Use one of {', '.join(MODES)}.")
+        """Raise ConfigError for settings that cannot run (by the rules flags and fusion.toml follow)."""
         if not self.pool:
-            raise ConfigError("the pool is empty", hint="Pass --pool model1,model2,...")
-        if not self.judge:
-            raise ConfigError("no judge model", hint="Pass --judge MODEL.")
-        if not 1 <= self.rounds <= MAX_ROUNDS:
-            raise ConfigError(f"--rounds must be 1..{MAX_ROUNDS}", hint="The default is 2.")
-        if self.timeout_s <= 0:
-            raise ConfigError("--timeout must be positive", hint="It is in seconds, e.g. 60.")
-        if self.max_concurrency < 1:
-            raise ConfigError("max_concurrency must be at least 1", hint="The default is 8.")
+            raise ConfigError("the pool is empty", hint="Pass --pool model1,model2,... or -m MODEL.")
+        checked = {
+            "mode": self.mode,
+            "rounds": self.rounds,
+            "quorum": self.quorum,
+            "timeout": self.timeout_s,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "max_concurrency": self.max_concurrency,
+            "max_cost": self.max_cost_usd,
+        }
+        for name, value in checked.items():
+            if value is not None:
+                check_option(name, value)
+        if not self.judge and len(expand_pool(self.pool)) > 1:
+            raise ConfigError("no judge model", hint="Pass --judge MODEL, or run a single model alone.")
 
 
 class Fusion:
@@ -128,14 +141,24 @@ class Fusion:
         """Run a fusion, yielding events; the last event is always RunFinished.
 
         Raises FusionError before the first event when the run cannot start
-        (bad settings, missing key, local-only refusal).
+        (bad settings, missing key, local-only refusal, a model id the endpoint's
+        catalogue does not list, a worst case over the cost cap). The catalogues are
+        read first, bounded by the timeout, so all of that is known before any
+        request that costs money.
         """
         plan = self._plan(prompt, settings)
+        wanted = [(m.spec, *plan.backends[m.name]) for m in plan.members]
+        if plan.judge_backend is not None:
+            wanted.append((plan.judge_spec, plan.judge_backend, plan.judge_model))
+        catalog = await read_catalog([(backend, model) for _, backend, model in wanted], settings.timeout_s)
+        plan = replace(plan, notices=plan.notices + catalog.notices)
+        check_listed(wanted, catalog)
+        _check_cost(plan, catalog)
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
         async def produce() -> None:
             try:
-                result = await self._execute(plan, queue.put_nowait)
+                result = await self._execute(plan, catalog, queue.put_nowait)
                 queue.put_nowait(RunFinished(result=result))
             finally:
                 queue.put_nowait(None)
@@ -153,31 +176,38 @@ class Fusion:
     def preflight(self, settings: RunSettings) -> None:
         """Raise now what ``stream`` would raise before its first event (nothing is loaded or sent)."""
         settings.validate()
-        members = expand_pool(settings.pool)
-        judge_spec, _ = split_judge_spec(settings.judge)
-        self.resolver.check_egress([m.spec for m in members] + [judge_spec])
+        specs = [m.spec for m in expand_pool(settings.pool)]
+        judge_model = parse_judge_spec(settings.judge).model if settings.judge else ""
+        if judge_model:
+            specs.append(judge_model)
+        self.resolver.check_egress(specs)
 
     # -- planning: everything that can fail before a request is sent -----------
 
     def _plan(self, prompt: str, settings: RunSettings) -> _Plan:
         self.preflight(settings)
         members = expand_pool(settings.pool)
-        judge_spec, likelihood = split_judge_spec(settings.judge)
+        # No judge at all (one model runs alone) is an empty spec; ``exec`` alone has no judge model.
+        judge = parse_judge_spec(settings.judge) if settings.judge else JudgeSpec("")
+        judge_spec, likelihood = judge.model, judge.likelihood
         if settings.quorum is not None and not 1 <= settings.quorum <= len(members):
             raise ConfigError(
                 f"--quorum must be 1..{len(members)} for this pool", hint="Quorum counts successful candidates."
             )
         backends = {m.name: self.resolver.resolve(m.spec) for m in members}
-        judge_backend, judge_model = self.resolver.resolve(judge_spec)
+        # ``exec`` alone has no judge model: the greedy sample breaks ties.
+        judge_backend, judge_model = self.resolver.resolve(judge_spec) if judge_spec else (None, "")
         notices = []
+        if settings.provider_options and any(m.is_local for m in members):
+            notices.append("provider options (-o) go to HTTP models only; local models ignore them")
         if judge_spec in {m.spec for m in members} and not likelihood:
             notices.append(
                 f"the judge {judge_spec} is also in the pool: judges tend to prefer "
                 "their own answers (self-preference bias); consider another judge"
             )
         mode_name = settings.mode
-        if likelihood and mode_name != "best-of":
-            notices.append(f"the likelihood judge can only pick, so mode {mode_name} runs as best-of")
+        if (likelihood or not judge_spec) and mode_name != "best-of":
+            notices.append(f"the {settings.judge} judge can only pick, so mode {mode_name} runs as best-of")
             mode_name = "best-of"
         labels = labels_for(len(members))
         self._rng.shuffle(labels)
@@ -188,21 +218,21 @@ class Fusion:
             labels=dict(zip([m.name for m in members], labels, strict=True)),
             backends=backends,
             judge_name=settings.judge,
+            judge_spec=judge_spec,
             judge_backend=judge_backend,
             judge_model=judge_model,
             likelihood=likelihood,
+            judge=judge,
+            greedy=tuple(m.name for m in members if _first(settings.temperature, m.temperature) == 0),
             notices=tuple(notices),
             nonce=new_nonce(),
         )
 
     # -- execution ------------------------------------------------------------
 
-    async def _execute(self, plan: _Plan, emit: Callable[[Event], None]) -> FusionResult:
+    async def _execute(self, plan: _Plan, catalog: Catalog, emit: Callable[[Event], None]) -> FusionResult:
         started = self._clock()
         settings = plan.settings
-        # Fetch model catalogues (prices, structured-output support) while the pool works,
-        # so the judge can start the moment the last candidate finishes.
-        catalog = asyncio.create_task(self._catalog(plan, emit))
         emit(
             RunStarted(
                 mode=settings.mode,
@@ -213,34 +243,33 @@ class Fusion:
         )
         for notice in plan.notices:
             emit(Notice(message=notice))
-        try:
-            rounds = await self._rounds(plan, emit)
-            final = _latest_answers(rounds)
-            infos, catalog_notices = await catalog
-        finally:
-            catalog.cancel()
-        final = [_priced(c, infos.get(plan.backends[c.model][1])) for c in final]
-        rounds = [[_priced(c, infos.get(plan.backends[c.model][1])) for c in rnd] for rnd in rounds]
+        rounds = await self._rounds(plan, emit)
+        final = [_priced(c, catalog.info(*plan.backends[c.model])) for c in _latest_answers(rounds)]
+        rounds = [[_priced(c, catalog.info(*plan.backends[c.model])) for c in rnd] for rnd in rounds]
         survivors = [c for c in final if c.ok]
-        verdict = None
+        answer = ""
         judge: JudgeOutcome | None = None
         status: RunStatus = "all_failed"
-        if survivors:
-            verdict, judge = await self._judge(plan, survivors, infos, emit)
+        if survivors and not plan.judge_name:
+            # One model and no judge: nothing to fuse, its answer is the result.
+            answer, status = survivors[0].text, "ok"
+        elif survivors:
+            verdict, judge = await self._judge(plan, survivors, catalog, emit)
             status = "ok" if verdict is not None else "judge_failed"
+            answer = verdict.answer if verdict else ""
         usage = sum((c.usage for rnd in rounds for c in rnd), Usage())
         if judge is not None:
             usage = usage + judge.usage
         return FusionResult(
             mode=settings.mode,
             status=status,
-            answer=verdict.answer if verdict else "",
+            answer=answer,
             candidates=tuple(final),
             judge=judge,
             usage=usage,
             wall_s=self._clock() - started,
             rounds=tuple(tuple(r) for r in rounds) if settings.mode == "debate" else (),
-            warnings=plan.notices + catalog_notices,
+            warnings=plan.notices,
         )
 
     async def _rounds(self, plan: _Plan, emit: Callable[[Event], None]) -> list[list[Candidate]]:
@@ -302,19 +331,27 @@ class Fusion:
             temperature=temperature,
             max_tokens=settings.max_tokens,
             seed=member.seed,
+            provider_options=settings.provider_options,
         )
         return Job(member=member.name, label=plan.labels[member.name], backend=backend, request=request)
 
     async def _judge(
-        self, plan: _Plan, survivors: list[Candidate], infos: dict[str, ModelInfo], emit: Callable[[Event], None]
+        self, plan: _Plan, survivors: list[Candidate], catalog: Catalog, emit: Callable[[Event], None]
     ) -> tuple[Verdict | None, JudgeOutcome]:
-        backend = plan.judge_backend
-        use_likelihood = plan.likelihood or await _is_base_model(backend)
-        if use_likelihood:
-            if not isinstance(backend, Scorer):
-                raise ConfigError(
-                    f"{plan.judge_name} cannot score candidates", hint="Use a local model for the likelihood judge."
-                )
+        backend, spec = plan.judge_backend, plan.judge
+        use_likelihood = backend is not None and (plan.likelihood or await _is_base_model(backend))
+        if use_likelihood and not isinstance(backend, Scorer):
+            raise ConfigError(
+                f"{plan.judge_name} cannot score candidates", hint="Use a local model for the likelihood judge."
+            )
+        scorer = backend if use_likelihood and isinstance(backend, Scorer) else None
+        call = None if backend is None or scorer is not None else self._judge_call(plan, backend, catalog)
+        if spec.execute and plan.settings.mode == "best-of":
+            tie_break = TieBreak(
+                preferred=plan.greedy, scorer=scorer, scorer_name=spec.model, reviewer=spec.reviewer, llm=call
+            )
+            return await judge_by_execution(plan.judge_name, plan.prompt, survivors, emit=emit, tie_break=tie_break)
+        if scorer is not None:
             if plan.settings.mode != "best-of":
                 emit(
                     Notice(
@@ -322,9 +359,19 @@ class Fusion:
                         "(best-of) instead of writing a merged answer"
                     )
                 )
-            return await judge_by_likelihood(plan.judge_name, backend, plan.prompt, survivors, emit=emit)
-        info = infos.get(plan.judge_model)
-        call = JudgeCall(
+            return await judge_by_likelihood(
+                plan.judge_name, scorer, plan.prompt, survivors, emit=emit, reviewer=spec.reviewer
+            )
+        assert call is not None  # only ``exec`` alone has no backend, and it runs as best-of
+        if spec.execute:
+            # merge/debate with exec+MODEL: the judge fuses knowing which candidates actually work.
+            report = await execute_candidates(plan.prompt, survivors)
+            call = replace(call, facts=tuple(report.facts().items()))
+        return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
+
+    def _judge_call(self, plan: _Plan, backend: Backend, catalog: Catalog) -> JudgeCall:
+        info = catalog.info(backend, plan.judge_model)
+        return JudgeCall(
             name=plan.judge_name,
             backend=backend,
             model=plan.judge_model,
@@ -336,49 +383,41 @@ class Fusion:
             pricing=info.pricing if info else None,
             timeout_s=plan.settings.timeout_s,
         )
-        return await judge_with_llm(call, survivors, swap=plan.settings.swap, emit=emit)
 
-    async def _catalog(
-        self, plan: _Plan, emit: Callable[[Event], None]
-    ) -> tuple[dict[str, ModelInfo], tuple[str, ...]]:
-        """Model info for every HTTP backend in the run, and a notice if some was unavailable.
 
-        The catalogue is optional (prices, structured-output support): it is
-        fetched within the run's timeout (and CATALOG_TIMEOUT_S), and on any
-        problem the run goes on without it, with one notice, never a crash or
-        a wait past --timeout.
-        """
-        catalogs = {id(b): b for b, _ in [*plan.backends.values(), (plan.judge_backend, plan.judge_model)]}
-        listed = [b for b in catalogs.values() if isinstance(b, ModelCatalog)]
-        timeout_s = min(plan.settings.timeout_s, CATALOG_TIMEOUT_S)
+def _check_cost(plan: _Plan, catalog: Catalog) -> None:
+    """Refuse a run whose worst case could cost more than ``max_cost_usd`` (nothing sent yet)."""
+    settings = plan.settings
+    if settings.max_cost_usd is None:
+        return
 
-        async def fetch(backend: ModelCatalog) -> list[ModelInfo]:
-            async with asyncio.timeout(timeout_s):
-                return await backend.list_models()
+    def caller(name: str, backend: Backend, model: str) -> Caller:
+        return caller_for(name, catalog.info(backend, model), free=not isinstance(backend, ModelCatalog))
 
-        outcomes = await asyncio.gather(*(fetch(b) for b in listed), return_exceptions=True)
-        infos: dict[str, ModelInfo] = {}
-        problems: list[str] = []
-        for backend, outcome in zip(listed, outcomes, strict=True):
-            name = getattr(backend, "name", type(backend).__name__)
-            if isinstance(outcome, list):
-                infos.update((info.id, info) for info in outcome)
-            elif isinstance(outcome, TimeoutError):
-                problems.append(f"{name}: no answer within {timeout_s:g} s")
-            elif isinstance(outcome, FusionError):
-                problems.append(f"{name}: {outcome.message}")
-            elif isinstance(outcome, Exception):  # a catalogue plugin's bug must not end the run
-                problems.append(f"{name}: {type(outcome).__name__}")
-            else:
-                raise outcome
-        if not problems:
-            return infos, ()
-        notice = (
-            f"model catalogue unavailable ({'; '.join(problems)}); "
-            "going on without list prices and structured-output support"
-        )
-        emit(Notice(message=notice))
-        return infos, (notice,)
+    members = [caller(m.name, *plan.backends[m.name]) for m in plan.members]
+    judge = None
+    if plan.judge_backend is not None and not plan.likelihood:
+        judge = caller(f"judge {plan.judge_spec}", plan.judge_backend, plan.judge_model)
+    calls = fusion_calls(
+        prompt=(settings.system or "") + plan.prompt,
+        members=members,
+        max_tokens=settings.max_tokens,
+        debate_rounds=settings.rounds if settings.mode == "debate" else 1,
+        judge=judge,
+        judgings=2 if settings.swap and len(members) > 1 else 1,
+        judge_max_tokens=DEFAULT_JUDGE_MAX_TOKENS,
+    )
+    tokens = (
+        "lower --max-tokens"
+        if settings.max_tokens is not None
+        else "set --max-tokens (without it an answer may fill the model's whole context)"
+    )
+    enforce_cap(
+        estimate(calls),
+        settings.max_cost_usd,
+        what="this run",
+        hint=f"Raise --max-cost (or cost_cap_usd in fusion.toml), {tokens}, or use fewer or cheaper models.",
+    )
 
 
 @dataclass(frozen=True)
@@ -389,9 +428,13 @@ class _Plan:
     labels: dict[str, str]
     backends: dict[str, tuple[Backend, str]]
     judge_name: str
-    judge_backend: Backend
+    judge_spec: str
+    # None when one model runs alone, or for ``exec`` alone.
+    judge_backend: Backend | None
     judge_model: str
     likelihood: bool
+    judge: JudgeSpec
+    greedy: tuple[str, ...]
     notices: tuple[str, ...]
     nonce: str
 
@@ -402,6 +445,10 @@ def _initial_messages(plan: _Plan) -> tuple[Message, ...]:
         messages.append(Message("system", plan.settings.system))
     messages.append(Message("user", plan.prompt))
     return tuple(messages)
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _latest_answers(rounds: list[list[Candidate]]) -> list[Candidate]:

@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -153,14 +153,25 @@ def judge_messages(
     schema_name: str,
     schema: dict[str, Any],
     system: str | None = None,
+    facts: Sequence[Labeled] = (),
 ) -> tuple[Message, ...]:
-    """System message with the task only; user message with the question and candidates."""
+    """System message with the task only; user message with the question, candidates and facts.
+
+    ``facts`` (e.g. each candidate's execution results) are fenced like the candidates:
+    they are derived from candidate output, so they are data, never instructions.
+    """
     parts = [
         DATA_NOTICE.format(nonce=nonce),
         "The question:",
         block("question", "Q", question, nonce),
         f"The {len(candidates)} candidate answers:",
         *(block("candidate", c.label, c.text, nonce) for c in candidates),
+        *(
+            ["Facts measured about the candidates (running their code in a sandbox):"]
+            + [block("facts", f.label, f.text, nonce) for f in facts]
+            if facts
+            else []
+        ),
         f"Verdict format: {schema_name}",
         "Reply with a single JSON object that follows this JSON schema, and nothing else:",
         json.dumps(schema, separators=(",", ":")),
@@ -185,23 +196,41 @@ def repair_messages(
     )
 
 
+# A reply is untrusted: at most this many places where a JSON value could start are tried,
+# so the scan stays linear in the reply's length however many brackets it holds.
+MAX_JSON_STARTS = 200
+
+
 def extract_json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in ``text``: bare, in a code fence, or inside prose."""
-    stripped = text.strip()
-    candidates = [stripped, *(m.group(1) for m in _FENCE.finditer(text))]
-    for candidate in candidates:
+    value = first_json_value(text, "{", lambda v: isinstance(v, dict))
+    return value if isinstance(value, dict) else None
+
+
+def first_json_value(text: str, opener: str, accept: Callable[[Any], bool]) -> Any:
+    """The first JSON value that ``accept`` takes: the whole text, a code fence, or one starting at ``opener``.
+
+    Parsing never raises: JSON nested too deeply for Python's parser counts as not JSON,
+    and at most :data:`MAX_JSON_STARTS` start positions are tried.
+    """
+    for candidate in (text.strip(), *(m.group(1) for m in _FENCE.finditer(text))):
         try:
             value = json.loads(candidate)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             continue
-        if isinstance(value, dict):
+        if accept(value):
             return value
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
+    start = text.find(opener)
+    for _ in range(MAX_JSON_STARTS):
+        if start < 0:
+            break
         try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
+            value, _end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            value = None
+        else:
+            if accept(value):
+                return value
+        start = text.find(opener, start + 1)
     return None

@@ -1,4 +1,5 @@
-"""Running the judge: an LLM judge reading framed candidates, or a likelihood judge.
+"""Running the judge: an LLM judge reading framed candidates (the likelihood and execution
+judges live in :mod:`fusion_core.judges`).
 
 The LLM judge is one more backend call. Its reply is untrusted: it is parsed
 leniently, checked against the mode's schema, and repaired with one follow-up
@@ -12,13 +13,14 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from fusion_core.backends.base import Backend, ChatRequest, Message
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S
 from fusion_core.errors import BackendError, BackendTimeout, FusionError, InternalError, JudgeError
 from fusion_core.events import Event, JudgeDelta, JudgeStarted
 from fusion_core.framing import Labeled, extract_json_object, judge_messages, repair_messages
+from fusion_core.judges.likelihood import Scorer, judge_by_likelihood
 from fusion_core.modes.base import Mode, Verdict, VerdictFormatError
 from fusion_core.modes.best_of import combine_swapped
 from fusion_core.pool import error_info
@@ -28,16 +30,9 @@ from fusion_core.usage import Pricing, Usage
 # Judges write JSON with an answer inside it; give them room for a full answer.
 DEFAULT_JUDGE_MAX_TOKENS = 4096
 
+__all__ = ["DEFAULT_JUDGE_MAX_TOKENS", "JudgeCall", "Scorer", "judge_by_likelihood", "judge_with_llm", "name_labels"]
+
 Emit = Callable[[Event], None]
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """A local model that can rank continuations by log-probability."""
-
-    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        """Length-normalised log-probability of each continuation given ``prompt``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +51,8 @@ class JudgeCall:
     system: str | None = None
     pricing: Pricing | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # Measured facts about candidates by label (execution results), framed as untrusted data.
+    facts: tuple[tuple[str, str], ...] = ()
 
 
 async def judge_with_llm(
@@ -68,48 +65,25 @@ async def judge_with_llm(
     orders = [ordered, list(reversed(ordered))] if swap and len(ordered) > 1 else [ordered]
     usage = Usage()
     replies: list[str] = []
+    finishes: list[str | None] = []  # each reply's finish reason, to report a cut-off judge
     verdicts: list[Verdict] = []
     try:
         for order in orders:
-            verdict, spent, raw = await _judge_once(call, order, texts, models, emit)
+            verdict, spent, raw = await _judge_once(call, order, texts, models, emit, finishes)
             usage, replies = usage + spent, replies + raw
             verdicts.append(verdict)
     except _JudgeFailed as exc:
-        return None, _outcome(call, usage + exc.usage, replies + exc.replies, error=exc)
+        return None, _outcome(call, usage + exc.usage, replies + exc.replies, finishes, error=exc)
     except BackendError as exc:
-        return None, _outcome(call, usage, replies, error=exc)
+        return None, _outcome(call, usage, replies, finishes, error=exc)
     except Exception as exc:  # a backend bug must not lose the candidates
         error = InternalError(f"judge {call.name}: {type(exc).__name__}: {exc}", model=call.model)
-        return None, _outcome(call, usage, replies, error=error)
+        return None, _outcome(call, usage, replies, finishes, error=error)
     verdicts = [replace(v, rationale=name_labels(v.rationale, models)) for v in verdicts]
     verdict = verdicts[0]
     if len(verdicts) == 2:
         verdict = combine_swapped(verdicts[0], verdicts[1], {c.model: c.text for c in candidates})
-    return verdict, _outcome(call, usage, replies, verdict=verdict)
-
-
-async def judge_by_likelihood(
-    name: str, scorer: Scorer, question: str, candidates: Sequence[Candidate], *, emit: Emit
-) -> tuple[Verdict | None, JudgeOutcome]:
-    """best-of by the judge model's length-normalised log-probability of each candidate."""
-    emit(JudgeStarted(model=name))
-    try:
-        scores = await scorer.score(question, [c.text for c in candidates])
-    except FusionError as exc:
-        return None, JudgeOutcome(model=name, error=error_info(exc))
-    best = max(range(len(candidates)), key=lambda i: scores[i])
-    winner = candidates[best]
-    data = {
-        "method": "likelihood",
-        "winner": winner.model,
-        "winner_label": winner.label,
-        "scores": {c.model: round(s, 4) for c, s in zip(candidates, scores, strict=True)},
-    }
-    rationale = (
-        f"{winner.label} ({winner.model}) has the highest mean token log-probability under {name} ({scores[best]:.3f})."
-    )
-    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
-    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
+    return verdict, _outcome(call, usage, replies, finishes, verdict=verdict)
 
 
 def name_labels(text: str, models: dict[str, str]) -> str:
@@ -133,7 +107,12 @@ class _JudgeFailed(JudgeError):
 
 
 async def _judge_once(
-    call: JudgeCall, order: Sequence[Candidate], texts: dict[str, str], models: dict[str, str], emit: Emit
+    call: JudgeCall,
+    order: Sequence[Candidate],
+    texts: dict[str, str],
+    models: dict[str, str],
+    emit: Emit,
+    finishes: list[str | None],
 ) -> tuple[Verdict, Usage, list[str]]:
     labels = [c.label for c in order]
     schema = call.mode.schema(labels)
@@ -145,12 +124,13 @@ async def _judge_once(
         schema_name=call.mode.schema_name,
         schema=schema,
         system=call.system,
+        facts=[Labeled(label, text) for label, text in call.facts if label in labels],
     )
     usage = Usage()
     replies: list[str] = []
     for attempt in (1, 2):
         emit(JudgeStarted(model=call.name, attempt=attempt))
-        reply, spent = await _ask(call, messages, schema, emit)
+        reply, spent = await _ask(call, messages, schema, emit, finishes)
         usage, replies = usage + spent, replies + [reply]
         try:
             return _read(call.mode, reply, texts, models), usage, replies
@@ -160,7 +140,9 @@ async def _judge_once(
     raise _JudgeFailed(f"the judge {call.name} answered off-format twice ({problem})", usage, replies)
 
 
-async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any], emit: Emit) -> tuple[str, Usage]:
+async def _ask(
+    call: JudgeCall, messages: Sequence[Message], schema: dict[str, Any], emit: Emit, finishes: list[str | None]
+) -> tuple[str, Usage]:
     request = ChatRequest(
         model=call.model,
         messages=tuple(messages),
@@ -170,6 +152,7 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
     )
     parts: list[str] = []
     usage = Usage()
+    finish: str | None = None
     stream = call.backend.stream(request)
     try:
         async with asyncio.timeout(call.timeout_s):
@@ -179,6 +162,8 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
                     emit(JudgeDelta(text=chunk.text))
                 if chunk.usage is not None:
                     usage = chunk.usage
+                if chunk.finish_reason is not None:
+                    finish = chunk.finish_reason
     except TimeoutError:
         raise BackendTimeout(
             f"the judge {call.name} gave no complete verdict within {call.timeout_s:g} s", model=call.model
@@ -187,6 +172,7 @@ async def _ask(call: JudgeCall, messages: Sequence[Message], schema: dict[str, A
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+    finishes.append(finish)
     return "".join(parts), usage.with_estimated_cost(call.pricing)
 
 
@@ -201,6 +187,7 @@ def _outcome(
     call: JudgeCall,
     usage: Usage,
     replies: list[str],
+    finishes: list[str | None],
     *,
     verdict: Verdict | None = None,
     error: FusionError | None = None,
@@ -212,4 +199,6 @@ def _outcome(
         usage=usage,
         error=error_info(error) if error else None,
         raw_replies=tuple(replies),
+        # A reply cut off at max_tokens is the likeliest reason for an off-format verdict.
+        finish_reason="length" if "length" in finishes else (finishes[-1] if finishes else None),
     )

@@ -16,6 +16,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from fusion_core.errors import ConfigError, ModelLoadError
 __all__ = [
     "EMBEDDED_MODEL",
     "KNOWN_DOWNLOADS",
+    "LocalModelEntry",
     "ProgressCallback",
     "embedded_model_path",
     "embedded_model_ready",
+    "local_model_entries",
     "model_cache_dir",
     "prepare_embedded_model",
     "require_local_extra",
@@ -187,3 +190,51 @@ def resolve_model_path(spec: str, config: LocalConfig) -> tuple[Path, bool]:
             f'[local.models] {name} = "/path/to/the/file.gguf" in fusion.toml.',
         )
     raise _unknown_local(name, config)
+
+
+@dataclass(frozen=True)
+class LocalModelEntry:
+    """One ``local/NAME`` a user can ask for, for ``fusion models --local``."""
+
+    name: str  # local/NAME
+    kind: str  # "embedded", "configured" ([local.models]) or "alias" (known, not configured)
+    path: Path | None
+    size: int | None  # bytes: the file's, or what the embedded model will take once assembled
+    present: bool
+    note: str = ""
+
+
+def local_model_entries(config: LocalConfig) -> list[LocalModelEntry]:
+    """The embedded model, every ``[local.models]`` entry and the known aliases, with their files."""
+    entries = [_embedded_entry(config)]
+    for name, raw in sorted(config.models.items()):
+        path = Path(raw).expanduser()
+        present = path.is_file()
+        entries.append(
+            LocalModelEntry(
+                name=LOCAL_PREFIX + name,
+                kind="configured",
+                path=path,
+                size=path.stat().st_size if present else None,
+                present=present,
+                note="" if present else "the file named in [local.models] is missing",
+            )
+        )
+    for name, command in KNOWN_DOWNLOADS.items():
+        if name not in config.models:
+            note = f'download once: {command}, then set [local.models] {name} = "/path/to/the/file.gguf"'
+            entries.append(LocalModelEntry(LOCAL_PREFIX + name, "alias", None, None, False, note))
+    return entries
+
+
+def _embedded_entry(config: LocalConfig) -> LocalModelEntry:
+    name = LOCAL_PREFIX + EMBEDDED_MODEL
+    if EMBEDDED_MODEL in config.models:  # overridden in [local.models]: listed there instead
+        return LocalModelEntry(name, "embedded", None, None, False, "overridden by [local.models]")
+    path = embedded_model_path(config.cache_dir)
+    try:
+        size = _embedded_size(_embedded_package())
+    except ModelLoadError as exc:
+        return LocalModelEntry(name, "embedded", path, None, False, exc.hint)
+    present = embedded_model_ready(config.cache_dir)
+    return LocalModelEntry(name, "embedded", path, size, present, "" if present else "assembled on first use")

@@ -9,7 +9,10 @@ The grammar, one shape per concept::
     SPEC*N                      N samples of SPEC with different seeds (self-consistency)
 
 A judge spec may also be ``likelihood:SPEC`` (a local model ranking
-candidates by log-probability; best-of only).
+candidates by log-probability; best-of only), ``reviewer:SPEC`` (the same plus
+Coder-Reviewer's log p(prompt | candidate)), ``exec`` (run code candidates in
+the sandbox), or ``exec+JUDGE`` (execution first, JUDGE breaks ties; in merge
+mode JUDGE merges, seeing the execution results).
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ OPENROUTER = "openrouter"
 LOCAL_PREFIX = "local/"
 GGUF_PREFIX = "gguf:"
 LIKELIHOOD_PREFIX = "likelihood:"
+REVIEWER_PREFIX = "reviewer:"
+EXEC_JUDGE = "exec"
+EXEC_PREFIX = "exec+"
 MAX_SAMPLES = 16
-# Samples of one model differ by seed, and by a small temperature spread when none is given.
-# The first sample is greedy: on small models it is often the best one, and the judge
-# then chooses between it and more adventurous samples.
-SAMPLE_TEMPERATURES = (0.0, 0.7, 1.0)
+# Samples of one model differ by seed and, when no temperature is given, by temperature.
+# Only the first sample is greedy: on small models it is often the best one, and the judge
+# then chooses between it and more adventurous samples. Every other sample gets its own
+# temperature (a second greedy sample would repeat the first word for word, whatever its
+# seed), so SPEC*N never wastes a call on a duplicate.
+SAMPLE_TEMPERATURES = (0.0, 0.7, 1.0, 0.85, 0.55, 1.15, 0.6, 0.95, 0.75, 1.1, 0.65, 0.9, 0.8, 1.05, 0.5, 1.2)
 
 _SAMPLES = re.compile(r"^(?P<spec>.+?)\*(?P<n>\d+)$")
 
@@ -85,7 +93,7 @@ def expand_pool(specs: list[str] | tuple[str, ...]) -> list[Member]:
                         name=name,
                         spec=spec,
                         seed=1000 + seen[spec],
-                        temperature=SAMPLE_TEMPERATURES[i % len(SAMPLE_TEMPERATURES)],
+                        temperature=SAMPLE_TEMPERATURES[i],
                     )
                 )
             else:
@@ -105,17 +113,44 @@ def _rename_first_duplicates(members: list[Member]) -> None:
             names[i] = members[i].name
 
 
-def split_judge_spec(spec: str) -> tuple[str, bool]:
-    """``likelihood:SPEC`` → (SPEC, True); anything else → (spec, False)."""
-    if spec.startswith(LIKELIHOOD_PREFIX):
-        inner = spec[len(LIKELIHOOD_PREFIX) :]
-        if not is_local_spec(inner):
+@dataclass(frozen=True)
+class JudgeSpec:
+    """A parsed judge spec: the judge model (empty for ``exec`` alone) and how it judges."""
+
+    model: str
+    likelihood: bool = False
+    reviewer: bool = False
+    execute: bool = False
+
+
+def parse_judge_spec(spec: str) -> JudgeSpec:
+    """``exec``, ``exec+JUDGE``, ``likelihood:SPEC``, ``reviewer:SPEC`` or a model spec."""
+    text = spec.strip()
+    if text == EXEC_JUDGE:
+        return JudgeSpec("", execute=True)
+    execute = text.startswith(EXEC_PREFIX)
+    if execute:
+        text = text[len(EXEC_PREFIX) :]
+        if not text:
             raise ConfigError(
-                f"{spec}: the likelihood judge needs a local model",
-                hint="Use likelihood:local/gemma-3-270m or likelihood:gguf:/path/model.gguf.",
+                f"{spec}: no tie-break judge after 'exec+'", hint="Write exec, or exec+likelihood:local/..."
             )
-        return inner, True
-    return spec, False
+    for prefix, reviewer in ((LIKELIHOOD_PREFIX, False), (REVIEWER_PREFIX, True)):
+        if text.startswith(prefix):
+            inner = text[len(prefix) :]
+            if not is_local_spec(inner):
+                raise ConfigError(
+                    f"{spec}: the likelihood judge needs a local model",
+                    hint=f"Use {prefix}local/gemma-3-270m or {prefix}gguf:/path/model.gguf.",
+                )
+            return JudgeSpec(inner, likelihood=True, reviewer=reviewer, execute=execute)
+    return JudgeSpec(text, execute=execute)
+
+
+def split_judge_spec(spec: str) -> tuple[str, bool]:
+    """(the judge model's spec, True when no LLM writes a verdict: likelihood, or ``exec`` alone)."""
+    parsed = parse_judge_spec(spec)
+    return parsed.model, parsed.likelihood or not parsed.model
 
 
 class BackendResolver:

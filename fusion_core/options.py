@@ -1,30 +1,36 @@
 """The run options shared by every front end, and how they combine with the config.
 
 The CLI (``fusion run``) and the notebook magic (``%%fuse``) parse the same
-flags with the same parser, so the two cannot drift apart. Precedence:
-explicit flags, then the chosen pool's settings, then the built-in defaults.
-With no key and no pool configured, the embedded local model runs.
+flags, generated from one table (:mod:`fusion_core.option_specs`) that also
+checks ``fusion.toml``, so a flag and a config key cannot be validated
+differently. Precedence: explicit flags, then the chosen pool's settings, then
+the built-in defaults. With no key and no pool configured, the embedded local
+model runs.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, OPENROUTER_KEY_ENV
-from fusion_core.config import MODES, Config, PoolConfig
-from fusion_core.engine import DEFAULT_MODE, RunSettings
+from fusion_core.config import Config, PoolConfig
+from fusion_core.engine import RunSettings
 from fusion_core.errors import ConfigError
+from fusion_core.models import expand_pool
 from fusion_core.modes.debate import DEFAULT_ROUNDS
+from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, check_option, parse_provider_option
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
 
 EMBEDDED_MODEL = "local/gemma-3-270m"
 LOCAL_DEFAULT_POOL = PoolConfig(
     name="local-default",
     models=(f"{EMBEDDED_MODEL}*3",),
-    judge=f"likelihood:{EMBEDDED_MODEL}",
+    # Code prompts: run the candidates, ties by penalised likelihood; other prompts: that likelihood
+    # alone (README "Judges" has the measurements behind this choice).
+    judge=f"exec+likelihood:{EMBEDDED_MODEL}",
     mode="best-of",
     max_tokens=128,
 )
@@ -41,30 +47,95 @@ LOCAL_NOTICE = (
 )
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Add the fusion run flags (everything but the prompt) to ``parser``."""
-    parser.add_argument("--pool", help="comma-separated model specs, or @name of a configured pool")
-    parser.add_argument("--judge", help="the judge model (likelihood:local/... for a base model)")
-    parser.add_argument("--mode", choices=MODES, help=f"fusion mode (default {DEFAULT_MODE})")
-    parser.add_argument("--rounds", type=int, help=f"debate rounds incl. the first (default {DEFAULT_ROUNDS})")
-    parser.add_argument("--quorum", type=int, help="start judging once K candidates succeeded")
+class _ProviderOption(argparse.Action):
+    """``-o KEY VALUE``, repeatable; a bad pair is a usage error like any bad flag."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        key, text = values if isinstance(values, list | tuple) else ("", "")
+        try:
+            pair = parse_provider_option(str(key), str(text))
+        except ValueError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), pair])
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, option_flags: Sequence[str] = ("--option",)) -> None:
+    """Add the run flags (everything but the prompt) to ``parser``, generated from the option table.
+
+    ``option_flags`` spells the provider-option flag: the CLI adds ``-o`` as ``llm`` does,
+    the notebook magic keeps ``-o`` for its output variable.
+    """
+    for spec in OPTION_SPECS:
+        if not spec.flags:
+            continue
+        if spec.kind is bool:
+            parser.add_argument(*spec.flags, dest=spec.name, action="store_true", default=None, help=spec.help)
+            continue
+        parser.add_argument(
+            *spec.flags,
+            dest=spec.name,
+            # argparse checks choices itself ("invalid choice: ... (choose from ...)").
+            type=str if spec.choices else spec.parse,
+            action="append" if spec.repeated else "store",
+            choices=spec.choices or None,
+            metavar=spec.metavar,
+            help=spec.help,
+        )
     parser.add_argument(
-        "--swap",
-        action="store_true",
-        default=None,
-        help="best-of: judge twice in reversed order to expose position bias",
+        *option_flags,
+        dest="provider_options",
+        nargs=2,
+        action=_ProviderOption,
+        metavar=("KEY", "VALUE"),
+        help="pass a provider option through to the pool's requests (repeatable), e.g. top_p 0.9; "
+        "VALUE is read as JSON when it parses, else as text",
     )
-    parser.add_argument("--timeout", type=float, help=f"seconds per model (default {DEFAULT_TIMEOUT_S:g})")
-    parser.add_argument("--temperature", type=float, help="sampling temperature for the pool")
-    parser.add_argument("--max-tokens", type=int, dest="max_tokens", help="token limit per answer")
-    parser.add_argument("--system", help="a system prompt for every pool member")
-    parser.add_argument(
-        "--local-only",
-        action="store_true",
-        dest="local_only",
-        default=None,
-        help="refuse every remote model; no socket is opened",
-    )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The run options a user gave (None: not given), one field per row of the option table.
+
+    Every value is checked by its :class:`~fusion_core.option_specs.OptionSpec` on
+    construction, so options built in Python follow the same rules as flags.
+    """
+
+    pool: str | None = None
+    models: tuple[str, ...] | None = None
+    judge: str | None = None
+    mode: str | None = None
+    rounds: int | None = None
+    quorum: int | None = None
+    swap: bool | None = None
+    timeout: float | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system: str | None = None
+    local_only: bool | None = None
+    max_cost: float | None = None
+    max_concurrency: int | None = None
+    provider_options: tuple[tuple[str, Any], ...] | None = None
+
+    def __post_init__(self) -> None:
+        for spec in OPTION_SPECS:
+            value = getattr(self, spec.name)
+            if value is not None:
+                object.__setattr__(self, spec.name, check_option(spec.name, value))
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace) -> RunOptions:
+        """The options in parsed flags (missing attributes count as not given)."""
+        values: dict[str, Any] = {f.name: getattr(namespace, f.name, None) for f in fields(cls)}
+        for name in ("models", "provider_options"):
+            if values[name] is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -76,37 +147,46 @@ class Resolved:
     notice: str | None = None
 
 
-def resolve_settings(options: argparse.Namespace, config: Config, env: Mapping[str, str]) -> Resolved:
-    """Combine parsed flags, the config and the defaults into RunSettings."""
-    local_only = bool(options.local_only) or config.local_only
-    pool, notice = _choose_pool(options.pool, config, env, local_only)
-    judge = options.judge or pool.judge or default_pool(env, local_only).judge
-    for name in ("rounds", "quorum", "max_tokens", "timeout"):
-        value = getattr(options, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, not {value}")
+def resolve_settings(options: argparse.Namespace | RunOptions, config: Config, env: Mapping[str, str]) -> Resolved:
+    """Combine the options, the config and the defaults into RunSettings.
+
+    Precedence: options, then the chosen pool's settings, then the built-in defaults.
+    """
+    opts = options if isinstance(options, RunOptions) else RunOptions.from_namespace(options)
+    local_only = bool(opts.local_only) or config.local_only
+    pool, notice = _choose_pool(opts, config, env, local_only)
+    judge = opts.judge or pool.judge
+    if not judge and len(expand_pool(pool.models)) > 1:
+        judge = default_pool(env, local_only).judge
     settings = RunSettings(
         pool=pool.models,
+        # One model and no judge anywhere: it runs alone and its answer is the result.
         judge=judge or "",
-        mode=options.mode or pool.mode or DEFAULT_MODE,
-        rounds=_first(options.rounds, pool.rounds, DEFAULT_ROUNDS),
-        quorum=_first(options.quorum, pool.quorum, None),
-        swap=bool(_first(options.swap, pool.swap, False)),
-        timeout_s=_first(options.timeout, pool.timeout, DEFAULT_TIMEOUT_S),
-        temperature=_first(options.temperature, pool.temperature, None),
-        max_tokens=_first(options.max_tokens, pool.max_tokens, None),
-        system=_first(options.system, pool.system, None),
-        max_concurrency=config.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        mode=opts.mode or pool.mode or DEFAULT_MODE,
+        rounds=_first(opts.rounds, pool.rounds, DEFAULT_ROUNDS),
+        quorum=_first(opts.quorum, pool.quorum, None),
+        swap=bool(_first(opts.swap, pool.swap, False)),
+        timeout_s=_first(opts.timeout, pool.timeout, DEFAULT_TIMEOUT_S),
+        temperature=_first(opts.temperature, pool.temperature, None),
+        max_tokens=_first(opts.max_tokens, pool.max_tokens, None),
+        system=_first(opts.system, pool.system, None),
+        max_concurrency=_first(opts.max_concurrency, config.max_concurrency, DEFAULT_MAX_CONCURRENCY),
+        max_cost_usd=_first(opts.max_cost, config.cost_cap_usd, None),
+        provider_options=dict(opts.provider_options or ()),
     )
     settings.validate()
     return Resolved(settings=settings, local_only=local_only, notice=notice)
 
 
 def _choose_pool(
-    flag: str | None, config: Config, env: Mapping[str, str], local_only: bool
+    opts: RunOptions, config: Config, env: Mapping[str, str], local_only: bool
 ) -> tuple[PoolConfig, str | None]:
-    if flag:
-        flag = flag.strip()
+    if opts.pool is not None and opts.models is not None:
+        raise ConfigError("--pool and -m both name the pool", hint="Use one: --pool a,b or -m a -m b.")
+    if opts.models is not None:
+        return PoolConfig(name="command-line", models=opts.models), None
+    if opts.pool is not None:
+        flag = opts.pool.strip()
         if flag.startswith("@"):
             return config.pool(flag[1:]), None
         models = tuple(part.strip() for part in flag.split(","))
@@ -114,7 +194,18 @@ def _choose_pool(
     if config.default_pool:
         return config.pool(config.default_pool), None
     pool = default_pool(env, local_only)
-    return pool, LOCAL_NOTICE if pool is LOCAL_DEFAULT_POOL else None
+    notices = [LOCAL_NOTICE] if pool is LOCAL_DEFAULT_POOL else []
+    if config.pools:
+        # A user with pools but no default expects one of them: say which ran and how to choose.
+        first = next(iter(config.pools))
+        where = f" in {config.path}" if config.path else ""
+        notices.insert(
+            0,
+            f"no default_pool is set{where}, so this run used the built-in {pool.name} pool, not "
+            f'{", ".join("@" + p for p in config.pools)}. Put default_pool = "{first}" at the top '
+            f"of fusion.toml, or pass --pool @{first}.",
+        )
+    return pool, " ".join(notices) or None
 
 
 def default_pool(env: Mapping[str, str], local_only: bool) -> PoolConfig:

@@ -89,6 +89,12 @@ class JudgeOutcome:
     usage: Usage = field(default_factory=Usage)
     error: ErrorInfo | None = None
     raw_replies: tuple[str, ...] = ()
+    finish_reason: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the judge's own reply stopped at ``max_tokens``."""
+        return self.finish_reason == "length"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rationale", scrub(self.rationale))
@@ -100,6 +106,8 @@ class JudgeOutcome:
             "rationale": self.rationale,
             "verdict": scrub_data(self.verdict),
             "usage": self.usage.to_dict(),
+            "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
         }
         if self.error is not None:
             data["error"] = self.error.to_dict()

@@ -1,6 +1,9 @@
-"""Fused code review: ask a pool of models for findings, then merge what they agree on.
+"""Fused code review: ask a pool of reviewers for findings, then merge what they agree on.
 
-Every pool member gets the same prompt: the code with numbered lines, framed
+Reviewers are models and static analysers (``tool:ruff``, ``tool:bandit``:
+:mod:`fusion_core.analysers`, which run locally on the code as it is). Parsing
+and merging findings live in :mod:`fusion_core.findings`, re-exported here.
+Every model gets the same prompt: the code with numbered lines, framed
 as untrusted data, and a request for findings as JSON
 (:data:`FINDINGS_SCHEMA`). Replies are parsed leniently. Findings about the
 same lines and the same problem become one :class:`MergedFinding` that records
@@ -13,31 +16,49 @@ No judge call is needed to merge; the judge only explains a finding on request
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
 import re
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
+from fusion_core.analysers import ToolRun, check_tool_spec, is_tool_spec, run_analysers
 from fusion_core.backends.base import Backend, ChatRequest, Completion, Message, ModelCatalog, complete
-from fusion_core.errors import BadResponse, ConfigError, CostCapExceeded, FusionError
+from fusion_core.cost import check_cost, estimate_cost
+from fusion_core.errors import ConfigError, CostCapExceeded, FusionError
 from fusion_core.events import Event, Notice
-from fusion_core.framing import DATA_NOTICE, block, extract_json_object, new_nonce
+from fusion_core.findings import (
+    CATEGORIES,
+    SEVERITIES,
+    Finding,
+    Fix,
+    MergedFinding,
+    Severity,
+    agreed_severity,
+    merge_findings,
+    parse_findings,
+)
+from fusion_core.framing import DATA_NOTICE, block, new_nonce
 from fusion_core.models import Member, expand_pool, is_local_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, error_info, run_round
 from fusion_core.redaction import Redaction, redact_code, wire_text
 from fusion_core.result import Candidate, ErrorInfo
+from fusion_core.review_diff import Changed, shown_lines
 from fusion_core.usage import Usage
 
 __all__ = [
+    "CATEGORIES",
+    "SEVERITIES",
+    "Severity",
+    "agreed_severity",
     "FINDINGS_SCHEMA",
     "CostCapExceeded",
     "Finding",
     "Fix",
     "MergedFinding",
     "ReviewOutcome",
+    "ReviewPlan",
     "ReviewSettings",
     "ReviewTarget",
     "check_cost",
@@ -45,29 +66,17 @@ __all__ = [
     "explain",
     "merge_findings",
     "parse_findings",
+    "plan_review",
     "review",
     "review_messages",
+    "run_plan",
 ]
 
-Severity = Literal["error", "warning", "info", "hint"]
-SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info", "hint")
-_RANK = {"error": 3, "warning": 2, "info": 1, "hint": 0}
-CATEGORIES = ("bug", "security", "performance", "error-handling", "concurrency", "style", "other")
 DEFAULT_REVIEW_TIMEOUT_S = 90.0
 DEFAULT_REVIEW_MAX_TOKENS = 2048
 DEFAULT_REVIEW_TEMPERATURE = 0.2
 MAX_REVIEW_CHARS = 200_000
-MAX_FINDINGS_PER_MODEL = 50
-MAX_MESSAGE_CHARS = 500
-MAX_REPLACEMENT_CHARS = 20_000
 SELECTION_CONTEXT_LINES = 20
-# Models are often one line off; reports this close (and about the same problem) merge.
-LINE_TOLERANCE = 1
-# sim(messages) + CATEGORY_BONUS (same category) must reach this to count as "the same problem".
-SAME_PROBLEM_SCORE = 0.35
-CATEGORY_BONUS = 0.3
-# Rough prompt size in tokens for the cost estimate (about 4 characters a token for code).
-CHARS_PER_TOKEN = 4
 
 _FINDING_PROPERTIES: dict[str, Any] = {
     "start_line": {"type": "integer"},
@@ -116,6 +125,8 @@ class ReviewTarget:
     path: str = ""
     language: str = ""
     lines: tuple[int, int] | None = None
+    # Reviewing a change: the changed line ranges (1-based, inclusive); see fusion_core.review_diff.
+    changed: Changed | None = None
 
 
 @dataclass(frozen=True)
@@ -129,65 +140,6 @@ class ReviewSettings:
     quorum: int | None = None
     cost_cap_usd: float | None = None
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-
-
-@dataclass(frozen=True)
-class Fix:
-    """Replace lines ``start_line..end_line`` (1-based, inclusive) with ``text``."""
-
-    start_line: int
-    end_line: int
-    text: str
-    models: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One model's report about lines ``start_line..end_line`` (1-based, inclusive)."""
-
-    model: str
-    start_line: int
-    end_line: int
-    severity: Severity
-    category: str
-    message: str
-    replacement: str | None = None
-
-
-@dataclass(frozen=True)
-class MergedFinding:
-    """Findings several models made about the same lines and the same problem."""
-
-    id: str
-    start_line: int
-    end_line: int
-    severity: Severity
-    category: str
-    message: str
-    models: tuple[str, ...]
-    responders: int
-    fix: Fix | None = None
-    reports: tuple[Finding, ...] = ()
-
-    @property
-    def agreement(self) -> str:
-        """E.g. ``2 of 3 models``."""
-        return f"{len(self.models)} of {self.responders} model{'s' if self.responders != 1 else ''}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "start_line": self.start_line,
-            "end_line": self.end_line,
-            "severity": self.severity,
-            "category": self.category,
-            "message": self.message,
-            "models": list(self.models),
-            "agreement": [len(self.models), self.responders],
-            "fix": None
-            if self.fix is None
-            else {"start_line": self.fix.start_line, "end_line": self.fix.end_line, "text": self.fix.text},
-        }
 
 
 @dataclass(frozen=True)
@@ -216,224 +168,26 @@ def review_messages(target: ReviewTarget, code: str, nonce: str) -> tuple[Messag
         scope = (
             f"Review only lines {lo}-{hi}; the lines around them are context. Report nothing outside lines {lo}-{hi}."
         )
+    shown = list(range(first, last + 1))
+    if target.changed is not None and target.lines is None:
+        shown = shown_lines(lines, target.changed)
+        spans = ", ".join(f"{lo}-{hi}" if hi > lo else str(lo) for lo, hi in target.changed)
+        scope = (
+            f"Review only the changed lines ({spans}). The other lines shown are context and the file's "
+            "outline; lines not shown are marked with ... . Use the line numbers shown."
+        )
     width = len(str(last))
-    numbered = "\n".join(f"{n:>{width}}| {lines[n - 1]}" for n in range(first, last + 1))
+    rows, previous = [], 0
+    for n in shown:
+        if previous and n > previous + 1:
+            rows.append(f"{'...':>{width}}|")
+        rows.append(f"{n:>{width}}| {lines[n - 1]}")
+        previous = n
+    numbered = "\n".join(rows)
     header = f"File: {target.path or 'untitled'}" + (f" ({target.language})" if target.language else "")
     user = "\n\n".join([DATA_NOTICE.format(nonce=nonce), header, scope, block("code", "FILE", numbered, nonce)])
     system = INSTRUCTIONS.format(schema=json.dumps(FINDINGS_SCHEMA, separators=(",", ":")))
     return (Message("system", system), Message("user", user))
-
-
-# -- parsing --------------------------------------------------------------------------
-
-_SEVERITY_WORDS = {
-    "error": "error",
-    "critical": "error",
-    "blocker": "error",
-    "high": "error",
-    "severe": "error",
-    "major": "error",
-    "fatal": "error",
-    "warning": "warning",
-    "warn": "warning",
-    "medium": "warning",
-    "moderate": "warning",
-    "info": "info",
-    "information": "info",
-    "low": "info",
-    "minor": "info",
-    "note": "info",
-    "hint": "hint",
-    "nit": "hint",
-    "suggestion": "hint",
-    "style": "hint",
-}
-_FENCE = re.compile(r"^\s*```[\w+-]*\n(.*?)\n?```\s*$", re.DOTALL)
-
-
-def parse_findings(reply: str, model: str, line_count: int, lines: tuple[int, int] | None = None) -> list[Finding]:
-    """The findings in one model's reply; raises BadResponse when there is no findings JSON."""
-    items = _findings_list(reply)
-    if items is None:
-        raise BadResponse(
-            f"{model} did not reply with findings JSON",
-            model=model,
-            hint="A larger or instruction-tuned model follows the findings format better.",
-        )
-    lo, hi = lines if lines is not None else (1, max(line_count, 1))
-    found = []
-    for item in items[:MAX_FINDINGS_PER_MODEL]:
-        finding = _finding(item, model, max(line_count, 1))
-        if finding is not None and finding.end_line >= lo and finding.start_line <= hi:
-            found.append(finding)
-    return found
-
-
-def _findings_list(reply: str) -> list[Any] | None:
-    """The list of findings in a reply: ``{"findings": [...]}`` (bare, fenced or in prose) or a bare list."""
-    try:
-        data: Any = json.loads(reply.strip())
-    except json.JSONDecodeError:
-        data = extract_json_object(reply)
-    if isinstance(data, dict):
-        data = data.get("findings", data.get("issues"))
-    if isinstance(data, list):
-        return data
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\[", reply):
-        try:
-            value, _ = decoder.raw_decode(reply, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            return value
-    return None
-
-
-def _finding(item: Any, model: str, line_count: int) -> Finding | None:
-    if not isinstance(item, dict):
-        return None
-    start = _int(item.get("start_line", item.get("line")))
-    end = _int(item.get("end_line", start))
-    message = item.get("message") or item.get("description")
-    if start is None or not isinstance(message, str) or not message.strip():
-        return None
-    end = start if end is None else end
-    start, end = sorted((min(max(start, 1), line_count), min(max(end, 1), line_count)))
-    severity = _SEVERITY_WORDS.get(str(item.get("severity", "")).strip().lower(), "warning")
-    category = str(item.get("category") or "other").strip().lower().replace("_", "-")
-    replacement = item.get("replacement")
-    if isinstance(replacement, str):
-        fenced = _FENCE.match(replacement)
-        replacement = fenced.group(1) if fenced else replacement
-        replacement = replacement[:MAX_REPLACEMENT_CHARS]
-    else:
-        replacement = None
-    return Finding(
-        model=model,
-        start_line=start,
-        end_line=end,
-        severity=severity,  # type: ignore[arg-type]
-        category=category if category in CATEGORIES else "other",
-        message=" ".join(message.split())[:MAX_MESSAGE_CHARS],
-        replacement=replacement,
-    )
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-# -- merging --------------------------------------------------------------------------
-
-_WORD = re.compile(r"[a-z0-9_]{3,}")
-_STOP = frozenset(
-    "the this that with from into when will does not can could should would may "
-    "might line lines code function value variable here there which".split()
-)
-
-
-def merge_findings(
-    per_model: dict[str, list[Finding]], responders: int | None = None, original_lines: Sequence[str] = ()
-) -> list[MergedFinding]:
-    """Merge every model's findings; most agreed first. ``responders`` defaults to the models given."""
-    total = responders if responders is not None else len(per_model)
-    clusters: list[list[Finding]] = []
-    everything = sorted((f for fs in per_model.values() for f in fs), key=lambda f: (f.start_line, f.model))
-    for finding in everything:
-        best, best_score = None, SAME_PROBLEM_SCORE
-        for cluster in clusters:
-            if any(f.model == finding.model for f in cluster):
-                continue
-            score = max(_same_problem(finding, other) for other in cluster)
-            if score >= best_score:
-                best, best_score = cluster, score
-        if best is None:
-            clusters.append([finding])
-        else:
-            best.append(finding)
-    merged = [_merge(cluster, max(total, 1), original_lines) for cluster in clusters]
-    merged.sort(key=lambda m: (-len(m.models), -_RANK[m.severity], m.start_line, m.id))
-    return merged
-
-
-def _same_problem(a: Finding, b: Finding) -> float:
-    if a.start_line > b.end_line + LINE_TOLERANCE or b.start_line > a.end_line + LINE_TOLERANCE:
-        return 0.0
-    words_a, words_b = _words(a.message), _words(b.message)
-    union = words_a | words_b
-    sim = len(words_a & words_b) / len(union) if union else 0.0
-    return sim + (CATEGORY_BONUS if a.category == b.category else 0.0)
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-def _merge(cluster: list[Finding], responders: int, original_lines: Sequence[str]) -> MergedFinding:
-    # The medoid (most like the others) speaks for the cluster.
-    medoid = max(cluster, key=lambda f: (sum(_same_problem(f, o) for o in cluster if o is not f), -len(f.message)))
-    span = Counter((f.start_line, f.end_line) for f in cluster).most_common(1)[0][0]
-    if Counter((f.start_line, f.end_line) for f in cluster)[span] == 1:
-        span = (medoid.start_line, medoid.end_line)
-    models = tuple(sorted(f.model for f in cluster))
-    severity = agreed_severity([f.severity for f in cluster], len(cluster), responders)
-    digest = hashlib.sha1(f"{span}|{medoid.category}|{medoid.message}".encode()).hexdigest()[:12]
-    return MergedFinding(
-        id=digest,
-        start_line=span[0],
-        end_line=span[1],
-        severity=severity,
-        category=medoid.category,
-        message=medoid.message,
-        models=models,
-        responders=responders,
-        fix=_best_fix(cluster, medoid, original_lines),
-        reports=tuple(sorted(cluster, key=lambda f: f.model)),
-    )
-
-
-def agreed_severity(reported: Sequence[str], agree: int, responders: int) -> Severity:
-    """Severity from what the models said and how many agree.
-
-    A majority keeps the strongest reported severity; a minority of two or more
-    drops one level; a finding one model makes is a hint, or a warning when that
-    model calls it an error. A pool of one keeps what it said.
-    """
-    strongest = max(_RANK[s] for s in reported)
-    if responders == 1:
-        rank = strongest
-    elif agree * 3 >= responders * 2 or agree == responders:
-        rank = strongest
-    elif agree >= 2:
-        rank = max(strongest - 1, _RANK["info"])
-    else:
-        rank = _RANK["warning"] if strongest == _RANK["error"] else _RANK["hint"]
-    return SEVERITIES[3 - rank]
-
-
-def _best_fix(cluster: list[Finding], medoid: Finding, original_lines: Sequence[str]) -> Fix | None:
-    proposals: dict[tuple[int, int, str], list[str]] = {}
-    for f in cluster:
-        if f.replacement is None:
-            continue
-        text = f.replacement.rstrip()
-        current = "\n".join(original_lines[f.start_line - 1 : f.end_line]).rstrip() if original_lines else None
-        if text == current:
-            continue  # "replace it with itself" is no fix
-        proposals.setdefault((f.start_line, f.end_line, text), []).append(f.model)
-    if not proposals:
-        return None
-    (start, end, text), models = max(
-        proposals.items(), key=lambda kv: (len(kv[1]), medoid.model in kv[1], -len(kv[0][2]))
-    )
-    return Fix(start_line=start, end_line=end, text=text, models=tuple(sorted(models)))
 
 
 # -- running a review -------------------------------------------------------------------
@@ -445,11 +199,25 @@ def _ignore(event: Event) -> None:
     return None
 
 
-async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
-    """Run the review pool on ``target`` and merge the findings.
+@dataclass(frozen=True)
+class ReviewPlan:
+    """A review ready to run: the model requests (for a cost estimate first) and the analysers."""
+
+    target: ReviewTarget
+    text: str
+    members: tuple[Member, ...]
+    jobs: tuple[Job, ...]
+    tools: tuple[tuple[str, str], ...]
+    redaction: Redaction
+
+
+async def plan_review(
+    fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore
+) -> ReviewPlan:
+    """Check the pool and build every model request for ``target``; nothing is sent yet.
 
     ``fusion`` is a :class:`fusion_core.engine.Fusion` (its resolver maps specs to
-    backends). Raises FusionError before any request when the review cannot start.
+    backends). Raises FusionError when the review cannot start.
     """
     text = wire_text(target.text)
     if len(text) > MAX_REVIEW_CHARS:
@@ -458,10 +226,14 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
             hint=f"Review a selection instead (the limit is {MAX_REVIEW_CHARS:,} characters).",
         )
     members = expand_pool(settings.pool)
-    fusion.resolver.check_egress([m.spec for m in members])
-    backends = {m.name: fusion.resolver.resolve(m.spec) for m in members}
+    tools = [m for m in members if is_tool_spec(m.spec)]
+    models = [m for m in members if not is_tool_spec(m.spec)]
+    for tool in tools:
+        check_tool_spec(tool.spec)
+    fusion.resolver.check_egress([m.spec for m in models])
+    backends = {m.name: fusion.resolver.resolve(m.spec) for m in models}
     redaction = redact_code(text)
-    remote = [m for m in members if not is_local_spec(m.spec)]
+    remote = [m for m in models if not is_local_spec(m.spec)]
     if remote and redaction.count:
         emit(
             Notice(
@@ -472,7 +244,7 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
     nonce = new_nonce()
     prompts = {False: review_messages(target, text, nonce), True: review_messages(target, redaction.text, nonce)}
     jobs = []
-    for member in members:
+    for member in models:
         backend, model = backends[member.name]
         messages = prompts[not is_local_spec(member.spec)]
         schema = {"name": "findings", "schema": FINDINGS_SCHEMA} if await _structured(backend, model) else None
@@ -491,12 +263,43 @@ async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *,
                 ),
             )
         )
-    if settings.cost_cap_usd is not None:
-        await check_cost(jobs, settings.cost_cap_usd)
-    candidates = await run_round(
-        jobs, emit=emit, quorum=settings.quorum, timeout_s=settings.timeout_s, max_concurrency=settings.max_concurrency
+    return ReviewPlan(
+        target=target,
+        text=text,
+        members=tuple(members),
+        jobs=tuple(jobs),
+        tools=tuple((m.name, m.spec) for m in tools),
+        redaction=redaction,
     )
-    return _collect(candidates, members, text, target, redaction)
+
+
+async def run_plan(plan: ReviewPlan, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
+    """Send the plan's requests and run its analysers (on the code as it is), then merge."""
+    if settings.cost_cap_usd is not None and plan.jobs:
+        await check_cost(plan.jobs, settings.cost_cap_usd)
+
+    async def models() -> list[Candidate]:
+        if not plan.jobs:
+            return []
+        return await run_round(
+            plan.jobs,
+            emit=emit,
+            quorum=settings.quorum,
+            timeout_s=settings.timeout_s,
+            max_concurrency=settings.max_concurrency,
+        )
+
+    analysed = replace(plan.target, text=plan.text)
+    candidates, runs = await asyncio.gather(
+        models(), run_analysers(plan.tools, analysed, emit=emit, timeout_s=settings.timeout_s)
+    )
+    return _collect(candidates, runs, list(plan.members), plan.text, plan.target, plan.redaction)
+
+
+async def review(fusion: Any, target: ReviewTarget, settings: ReviewSettings, *, emit: Emit = _ignore) -> ReviewOutcome:
+    """Run the review pool (models and analysers) on ``target`` and merge the findings."""
+    plan = await plan_review(fusion, target, settings, emit=emit)
+    return await run_plan(plan, settings, emit=emit)
 
 
 async def _structured(backend: Backend, model: str) -> bool:
@@ -514,7 +317,12 @@ def _temperature(member: Member, settings: ReviewSettings) -> float | None:
 
 
 def _collect(
-    candidates: list[Candidate], members: list[Member], text: str, target: ReviewTarget, redaction: Redaction
+    candidates: list[Candidate],
+    runs: list[ToolRun],
+    members: list[Member],
+    text: str,
+    target: ReviewTarget,
+    redaction: Redaction,
 ) -> ReviewOutcome:
     lines = _split_lines(text)
     per_model: dict[str, list[Finding]] = {}
@@ -533,6 +341,14 @@ def _collect(
         if cand.model not in local:
             found = [_restored(f, redaction) for f in found]
         per_model[cand.model] = found
+    for run in runs:
+        if run.candidate is None:
+            continue  # the analyser does not apply to this file
+        candidates.append(run.candidate)
+        if run.candidate.ok:
+            per_model[run.member] = list(run.findings)
+        elif run.candidate.error is not None:
+            failures[run.member] = run.candidate.error
     merged = merge_findings(per_model, len(per_model), lines)
     usage = sum((c.usage for c in candidates), Usage())
     return ReviewOutcome(
@@ -540,7 +356,7 @@ def _collect(
         candidates=tuple(candidates),
         responders=tuple(per_model),
         failures=failures,
-        redacted=redaction.count if len(local) < len(members) else 0,
+        redacted=redaction.count if any(not m.is_local and not is_tool_spec(m.spec) for m in members) else 0,
         usage=usage,
     )
 
@@ -554,50 +370,6 @@ def _restored(finding: Finding, redaction: Redaction) -> Finding:
 def _split_lines(text: str) -> list[str]:
     """Lines as LSP counts them: split at \\r\\n, \\n or \\r."""
     return re.split(r"\r\n|\r|\n", text)
-
-
-# -- cost -------------------------------------------------------------------------------
-
-
-async def estimate_cost(jobs: Sequence[Job]) -> tuple[float, list[str]]:
-    """Worst-case USD for ``jobs`` (prompt plus max_tokens of answer), and models with unknown prices.
-
-    Models of endpoints with no price list (local or self-hosted) cost nothing.
-    """
-    total = 0.0
-    unknown = []
-    for job in jobs:
-        backend: Backend = job.backend
-        if not isinstance(backend, ModelCatalog):
-            continue
-        try:
-            infos = {info.id: info for info in await backend.list_models()}
-        except FusionError:
-            unknown.append(job.member)
-            continue
-        info = infos.get(job.request.model)
-        if info is None or info.pricing is None:
-            unknown.append(job.member)
-            continue
-        prompt_tokens = sum(len(m.content) for m in job.request.messages) // CHARS_PER_TOKEN + 1
-        total += info.pricing.cost(prompt_tokens, job.request.max_tokens or DEFAULT_REVIEW_MAX_TOKENS)
-    return total, unknown
-
-
-async def check_cost(jobs: Sequence[Job], cap_usd: float) -> float:
-    """Raise CostCapExceeded unless the worst-case cost of ``jobs`` fits under ``cap_usd``."""
-    cost, unknown = await estimate_cost(jobs)
-    if unknown:
-        raise CostCapExceeded(
-            f"cannot check {', '.join(unknown)} against the cost cap: no price is listed",
-            hint="Remove the cost cap, or use models whose endpoint lists prices.",
-        )
-    if cost > cap_usd:
-        raise CostCapExceeded(
-            f"this request could cost up to ${cost:.4f}, over the cap of ${cap_usd:.4f}",
-            hint="Raise cost_cap_usd, review a smaller selection, or use fewer or cheaper models.",
-        )
-    return cost
 
 
 # -- explaining a finding ---------------------------------------------------------------

@@ -9,6 +9,8 @@ and a key pasted into the prompt is masked before it is written.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -59,6 +61,7 @@ class LoggedRun:
     answer: str
     wall_s: float
     cost: float | None
+    models: tuple[str, ...] = ()  # the pool members, SPEC#k samples folded into SPEC*N
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,34 @@ class ModelTotals:
     completion_tokens: int
     cost: float
     estimated: bool
+
+    def plus(self, other: ModelTotals) -> ModelTotals:
+        """Both rows' counts under this row's model name."""
+        return ModelTotals(
+            self.model,
+            self.calls + other.calls,
+            self.failures + other.failures,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost + other.cost,
+            self.estimated or other.estimated,
+        )
+
+
+_SAMPLE_SUFFIX = re.compile(r"#\d+$")
+
+
+def sample_of(member: str) -> str:
+    """The model a pool member runs: ``local/x#2`` (a sample of ``local/x*N``) → ``local/x``."""
+    return _SAMPLE_SUFFIX.sub("", member)
+
+
+def fold_samples(members: list[str]) -> tuple[str, ...]:
+    """Pool members for display, the samples of one model folded: ``a#1, a#2, b`` → ``a*2, b``."""
+    counts: dict[str, int] = {}
+    for member in members:
+        counts[sample_of(member)] = counts.get(sample_of(member), 0) + 1
+    return tuple(model if n == 1 else f"{model}*{n}" for model, n in counts.items())
 
 
 def default_log_path(env: Mapping[str, str]) -> Path | None:
@@ -141,35 +172,62 @@ class RunLog:
             db.executemany("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", calls)
         return run_id
 
-    def recent(self, limit: int) -> list[LoggedRun]:
-        """The latest ``limit`` runs, newest first."""
+    def recent(self, limit: int, *, query: str = "", model: str = "") -> list[LoggedRun]:
+        """The latest ``limit`` runs, newest first; ``query`` searches prompt and answer, ``model`` the models."""
+        where, params = ["1"], []
+        if query:
+            where.append("(instr(lower(prompt), lower(?)) > 0 OR instr(lower(answer), lower(?)) > 0)")
+            params += [query, query]
+        if model:
+            where.append("id IN (SELECT run_id FROM calls WHERE instr(lower(model), lower(?)) > 0)")
+            params.append(model)
         with self._session() as db:
             rows = db.execute(
-                "SELECT id, finished_at, mode, status, prompt, answer, wall_s, cost FROM runs ORDER BY id DESC LIMIT ?",
-                (limit,),
+                "SELECT id, finished_at, mode, status, prompt, answer, wall_s, cost FROM runs"
+                f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                (*params, limit),
             ).fetchall()
-        return [LoggedRun(*row) for row in rows]
+            members: dict[int, list[str]] = {}
+            for run_id, name in db.execute(
+                "SELECT DISTINCT run_id, model FROM calls WHERE role = 'candidate' AND run_id IN"
+                f" ({', '.join('?' * len(rows))}) ORDER BY run_id, rowid",
+                [row[0] for row in rows],
+            ):
+                members.setdefault(run_id, []).append(name)
+        return [
+            LoggedRun(run_id, finished, mode, status, prompt, answer, wall, cost, fold_samples(members.get(run_id, [])))
+            for run_id, finished, mode, status, prompt, answer, wall, cost in rows
+        ]
 
-    def result_json(self, run_id: int) -> str:
-        """The full result JSON of one run."""
+    def result_json(self, run_id: int, *, indent: int | None = None) -> str:
+        """The full result JSON of one run (pretty-printed with ``indent``)."""
         with self._session() as db:
             row = db.execute("SELECT result_json FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise ConfigError(f"no logged run has id {run_id}", hint="`fusion logs` lists the runs.")
-        return str(row[0])
+        text = str(row[0])
+        return text if indent is None else json.dumps(json.loads(text), indent=indent, ensure_ascii=False)
 
-    def totals(self) -> list[ModelTotals]:
-        """Calls, tokens and cost per model over every logged run, most expensive first."""
+    def totals(self, *, since: float | None = None) -> list[ModelTotals]:
+        """Calls, tokens and cost per model over the logged runs (from ``since``), most expensive first.
+
+        The samples of one model (``SPEC#1``, ``SPEC#2``, ... from ``SPEC*N``) count as that model.
+        """
         with self._session() as db:
             rows = db.execute(
-                "SELECT model, COUNT(*), SUM(status = 'failed'), SUM(prompt_tokens), SUM(completion_tokens),"
-                " COALESCE(SUM(cost), 0), MAX(cost_estimated) FROM calls GROUP BY model"
-                " ORDER BY COALESCE(SUM(cost), 0) DESC, model"
+                "SELECT c.model, c.role, COUNT(*), SUM(c.status = 'failed'), SUM(c.prompt_tokens),"
+                " SUM(c.completion_tokens), COALESCE(SUM(c.cost), 0), MAX(c.cost_estimated)"
+                " FROM calls AS c JOIN runs AS r ON r.id = c.run_id"
+                " WHERE r.finished_at >= ? GROUP BY c.model, c.role",
+                (since if since is not None else float("-inf"),),
             ).fetchall()
-        return [
-            ModelTotals(model, calls, failures, prompt, completion, cost, bool(estimated))
-            for model, calls, failures, prompt, completion, cost, estimated in rows
-        ]
+        grouped: dict[str, ModelTotals] = {}
+        for model, role, calls, failures, prompt, completion, cost, estimated in rows:
+            name = model if role == "judge" else sample_of(model)
+            row = ModelTotals(name, calls, failures, prompt, completion, cost, bool(estimated))
+            seen = grouped.get(name)
+            grouped[name] = row if seen is None else seen.plus(row)
+        return sorted(grouped.values(), key=lambda t: (-t.cost, t.model))
 
     @contextmanager
     def _session(self, *, create: bool = False) -> Iterator[sqlite3.Connection]:

@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default)")
-    transport.add_argument("--tcp", metavar="HOST:PORT", help="listen for one client on a TCP socket")
+    transport.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="listen on this address only (port 0: any free port, printed on stderr); each client gets its own server",
+    )
     parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
@@ -68,11 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fusion-lsp: {exc.name} is not installed; {LSP_EXTRA_HINT}", file=sys.stderr)
         return EXIT_MISSING_EXTRA
 
-    server = create_server()
     if tcp is not None:
-        server.start_tcp(*tcp)
-    else:
-        server.start_io()
+        from fusion_lsp.tcp import child_command, serve_tcp
+
+        serve_tcp(*tcp, child_command(args.log_level))
+        return 0
+
+    create_server().start_io()
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 from lsprotocol import types
@@ -51,7 +50,9 @@ LOCAL_EXTRA_HINT = (
     'local models need llama-cpp-python: pip install -e ".[local]" in the Fusion checkout, '
     "or set completionPool to remote models"
 )
-_WORD = re.compile(r"\w*$")
+# The word being typed is found by scanning back at most this many characters: a regex such as
+# r"\w*$" searched over the line is quadratic in its length (a 5 MB minified line never answered).
+MAX_WORD_CHARS = 256
 _log = logging.getLogger(__name__)
 
 
@@ -163,8 +164,7 @@ def _items(
     ls: FusionServer, outcome: CompletionOutcome, position: types.Position, line: str, index: int
 ) -> list[types.CompletionItem]:
     doc_codec = ls.workspace.position_codec
-    word = _WORD.search(line[:index])
-    typed = word.group() if word else ""
+    typed = word_before(line, index)
     end = types.Position(line=position.line, character=line_units(line[:index], doc_codec))
     start = types.Position(line=position.line, character=line_units(line[: index - len(typed)], doc_codec))
     caps = ls.client_capabilities.text_document
@@ -190,6 +190,15 @@ def _items(
             )
         )
     return items
+
+
+def word_before(line: str, index: int) -> str:
+    """The word characters (as ``\\w`` counts them) just before ``index``, at most MAX_WORD_CHARS."""
+    start = index
+    floor = max(0, index - MAX_WORD_CHARS)
+    while start > floor and (line[start - 1].isalnum() or line[start - 1] == "_"):
+        start -= 1
+    return line[start:index]
 
 
 async def preload_local_models(ls: FusionServer) -> None:

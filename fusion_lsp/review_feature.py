@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from fusion_core.analysers import NO_LLM_NOTICE, is_tool_spec
 from fusion_core.completion import follows_instructions
 from fusion_core.errors import FusionError
 from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
@@ -146,8 +147,6 @@ async def _run_review(
         ls.show(f"Fusion review: {exc.describe()}", types.MessageType.Error)
         return {"findings": 0, "error": exc.message}
     if not pool:
-        # The seam for offline reviewers (static analysers): once they land, run them here
-        # and say that only they ran.
         verb = "is" if len(base) == 1 else "are each"
         ls.show(REVIEW_NEEDS.format(models=" and ".join(base), verb=verb), types.MessageType.Warning)
         return {"findings": 0, "error": "no model in the review pool follows instructions", "base_models": base}
@@ -155,6 +154,8 @@ async def _run_review(
         ls.log(f"Fusion review: left out {', '.join(base)}: a base model cannot follow the review instructions")
     config = dataclasses.replace(config, pool=pool)
     models = [m.name for m in expand_pool(pool)]
+    if all(is_tool_spec(spec) for spec in pool):
+        ls.log(f"Fusion review: {NO_LLM_NOTICE}")
     progress = await ReviewProgress.create(ls, token, models, lambda note: ls.log(f"Fusion: {note}"))
     task = asyncio.current_task()
     assert task is not None

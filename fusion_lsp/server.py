@@ -5,7 +5,8 @@ The features live in their own modules (:mod:`fusion_lsp.review_feature`,
 decorated handlers taking the injected server ``ls``. This module answers
 ``initialize`` without importing anything heavy (the engine, httpx, llama.cpp
 load later), keeps documents in step with edits, and makes sure bad input
-never kills the process.
+never kills the process. Bytes off the wire go through :mod:`fusion_lsp.transport`
+(framing that resynchronises, one answer per request) instead of pygls' reader.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
@@ -33,6 +35,7 @@ from fusion_lsp import __version__
 from fusion_lsp.documents import ChangeLog, change_of, open_document
 from fusion_lsp.findings import FindingStore, diagnostics_for
 from fusion_lsp.tasks import TaskRegistry
+from fusion_lsp.transport import READ_CHUNK_BYTES, serve_stream
 
 if TYPE_CHECKING:
     from fusion_core.config import Config
@@ -47,26 +50,6 @@ MAX_REMEMBERED_MESSAGES = 256
 FUTURES_SWEEP_AT = 32
 
 _log = logging.getLogger(__name__)
-
-
-class _SafeReader:
-    """Reads LSP frames; a body that is not valid UTF-8 is repaired instead of dropped."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    async def readline(self) -> bytes:
-        line: bytes = await self._inner.readline()
-        return line
-
-    async def readexactly(self, n: int) -> bytes:
-        body: bytes = await self._inner.readexactly(n)
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            _log.warning("a message from the client was not valid UTF-8; bad bytes replaced")
-            return body.decode("utf-8", errors="replace").encode("utf-8")
-        return body
 
 
 class FusionProtocol(LanguageServerProtocol):
@@ -117,6 +100,24 @@ class FusionProtocol(LanguageServerProtocol):
         self.workspace.remove_text_document(params.text_document.uri)
         self._server.document_closed(params.text_document.uri)
 
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """A JSON-RPC message as pygls' typed object (pygls' rules, but errors are raised as they are).
+
+        pygls logs a full traceback for every message whose params don't fit; here
+        :func:`fusion_lsp.transport.dispatch` answers it with -32602 and one log line.
+        """
+        if "jsonrpc" not in data:
+            return data
+        if "id" not in data:
+            kind = self.get_message_type(data.get("method", "")) or JsonRPCNotification
+        elif "error" in data:
+            kind = types.ResponseErrorMessage
+        elif "method" in data:
+            kind = self.get_message_type(data["method"]) or JsonRPCRequestMessage
+        else:
+            kind = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
+        return self._converter.structure(data, kind)
+
     def handle_message(self, message: Any) -> None:
         super().handle_message(message)
         # pygls files the futures of notification handlers under random ids and never removes
@@ -127,6 +128,9 @@ class FusionProtocol(LanguageServerProtocol):
                     del self._request_futures[msg_id]
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
+        if isinstance(msg_id, bool) or not isinstance(msg_id, int | str):
+            _log.warning("$/cancelRequest for an id that is neither a string nor an integer: ignored")
+            return
         self._server.tasks.cancel_request(msg_id)
         if msg_id in self._request_futures:
             super()._handle_cancel_notification(msg_id)
@@ -281,52 +285,26 @@ class FusionServer(LanguageServer):
     # -- transports -------------------------------------------------------------------
 
     def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
-        """Serve on stdin/stdout until the client says exit or goes away."""
-        self._stop_event = threading.Event()
-        reader = _SafeReader(StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool))
+        """Serve on stdin/stdout until the client says exit or goes away (``--tcp`` runs one of these per client)."""
+        self._stop_event = stop = threading.Event()
+        source: Any = stdin or sys.stdin.buffer
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-        try:
-            asyncio.run(
-                run_async(
-                    stop_event=self._stop_event,
-                    reader=reader,
-                    protocol=self.protocol,
-                    logger=_log,
-                    error_handler=self.report_server_error,
-                )
+
+        async def read() -> bytes:
+            # read1 returns whatever has arrived (up to a chunk) instead of waiting for a full chunk.
+            data: bytes = await asyncio.get_running_loop().run_in_executor(
+                self.thread_pool, source.read1, READ_CHUNK_BYTES
             )
+            return data
+
+        try:
+            asyncio.run(serve_stream(read, self.protocol, stop))
         except BrokenPipeError:
             _log.error("the client went away")
         except (KeyboardInterrupt, SystemExit):
             pass
         finally:
             self.shutdown()  # type: ignore[no-untyped-call]
-
-    def start_tcp(self, host: str, port: int) -> None:
-        """Serve one client on a TCP socket."""
-        self._stop_event = stop = threading.Event()
-
-        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.protocol.set_writer(writer)
-            await run_async(
-                stop_event=stop,
-                reader=_SafeReader(reader),
-                protocol=self.protocol,
-                logger=_log,
-                error_handler=self.report_server_error,
-            )
-            self.shutdown()  # type: ignore[no-untyped-call]
-
-        async def serve() -> None:
-            self._server = await asyncio.start_server(connection, host, port)
-            _log.warning("fusion-lsp listening on %s:%s", host, port)
-            async with self._server:
-                await self._server.serve_forever()
-
-        try:
-            asyncio.run(serve())
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            pass
 
 
 def _clean(message: str) -> str:

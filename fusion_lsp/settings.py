@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fusion_core.analysers import DEFAULT_ANALYSER_POOL
 from fusion_core.completion import DEFAULT_COMPLETION_MAX_TOKENS, DEFAULT_DEADLINE_S
 from fusion_core.config import Config, PoolConfig
 from fusion_core.options import EMBEDDED_MODEL, LOCAL_DEFAULT_POOL, default_pool
@@ -40,7 +41,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 class LspSettings:
     """Everything the server needs to know to review and complete."""
 
-    review_pool: tuple[str, ...] = LOCAL_DEFAULT_POOL.models
+    review_pool: tuple[str, ...] = DEFAULT_ANALYSER_POOL
     review_judge: str | None = None
     review_timeout_s: float = DEFAULT_REVIEW_TIMEOUT_S
     review_max_tokens: int = DEFAULT_REVIEW_MAX_TOKENS
@@ -86,7 +87,8 @@ def build_settings(config: Config, overrides: Sequence[Any], env: Mapping[str, s
     values: dict[str, Any] = {}
     local_only = config.local_only
     builtin = default_pool(env, local_only)
-    values["review_pool"] = builtin.models
+    # With no key the analysers review, offline and in seconds, rather than a base model.
+    values["review_pool"] = builtin.models if builtin is not LOCAL_DEFAULT_POOL else DEFAULT_ANALYSER_POOL
     if builtin is not LOCAL_DEFAULT_POOL:
         values["review_judge"] = builtin.judge
     _from_pool(values, config.pools.get(REVIEW_POOL_NAME), "review")

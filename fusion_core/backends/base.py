@@ -7,7 +7,7 @@ A backend has a single async streaming method; the non-streaming call
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -44,6 +44,9 @@ class ChatRequest:
     # A JSON schema the reply must follow; backends that cannot enforce it ignore it.
     json_schema: dict[str, Any] | None = None
     stop: tuple[str, ...] = ()
+    # Provider options passed through as they are (``-o top_p 0.9``); backends that
+    # cannot pass them on ignore them.
+    provider_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,8 @@ class Backend(Protocol):
 class ModelCatalog(Protocol):
     """Optional: a backend that can list its models (prices, structured output support)."""
 
-    async def list_models(self) -> list[ModelInfo]:
-        """Every model the endpoint serves."""
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """Every model the endpoint serves (a cached listing unless ``refresh``)."""
         ...
 
 

@@ -330,7 +330,7 @@ class LoadSettings:
 
     n_ctx: int = DEFAULT_N_CTX
     n_gpu_layers: int = 0
-    n_threads: int = 0  # 0: one per available core
+    n_threads: int = 0  # 0: half the available cores
     n_seq_max: int = DEFAULT_N_SEQ_MAX
 
     def context_cells(self, n_ctx: int) -> int:
@@ -443,7 +443,10 @@ class LocalModel:
         if not (self.settings.n_gpu_layers and llama_c.llama_supports_gpu_offload()):
             estimate = estimate_memory(path.stat().st_size, cells, self.metadata)
             check_memory_fits(estimate, self._memory_probe(), model=str(path))
-        threads = self.settings.n_threads or _cores()
+        # Half the cores, as llama-cpp-python's own default: ggml's threads spin at every
+        # barrier, so one thread per core collapses when anything else wants the CPU
+        # (on 2 busy cores: 60-110 s instead of 14 s for the README's first command).
+        threads = self.settings.n_threads or max(1, _cores() // 2)
         with _OPEN_LOCK, _patched_params(n_seq_max=self.settings.n_seq_max, extra_buffer_types=not _cpu_has_amx()):
             _install_quiet_log()
             _llama_log_tail.clear()

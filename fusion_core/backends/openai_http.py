@@ -139,14 +139,14 @@ class OpenAICompatibleBackend:
 
     # -- the ModelCatalog protocol ---------------------------------------------
 
-    async def list_models(self) -> list[ModelInfo]:
-        """The endpoint's /models, fetched once per backend.
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The endpoint's /models, fetched once per backend (again with ``refresh``).
 
         Bounded in size (``limits.catalog_bytes``) and in total time (the
         backend's timeout, even against a server that trickles bytes);
         entries that are not model objects are skipped.
         """
-        if self._models is None:
+        if self._models is None or refresh:
             try:
                 async with asyncio.timeout(self._timeout_s):
                     self._models = await self._fetch_models()
@@ -298,6 +298,8 @@ class OpenAICompatibleBackend:
                     "schema": request.json_schema["schema"],
                 },
             }
+        for key, value in request.provider_options.items():
+            body.setdefault(key, value)  # never over what Fusion itself set
         if self._openrouter_fields:
             # Older OpenRouter docs require this for cost in usage; newer ones ignore it.
             body["usage"] = {"include": True}

@@ -1,10 +1,23 @@
-"""The ``fusion`` command: ``run``, ``models`` and ``pools``.
+"""The ``fusion`` command: ``run``, ``models``, ``pools``, ``logs`` and ``costs``.
 
-Exit codes: 0 a fused answer (even if some candidates failed); 2 a usage or
-config error; 3 no candidate succeeded, or the judge hit an auth, credit or
-permission error, or a remote model was asked for with no key; 4 the judge
-failed (the candidates are still printed). Expected failures print one clear
-message and no traceback.
+``fusion "prompt"`` with no command means ``fusion run "prompt"``, and piped
+stdin is read as ``llm`` reads it: ``cat f.py | fusion "review this"`` sends the
+piped text, then the instruction.
+
+Exit codes:
+
+- 0: an answer (even if some candidates failed; the failures are reported);
+- 2: a usage or config error, caught before any request: a bad flag or
+  ``fusion.toml`` value (NaN, out of range, empty ``--pool``/``--judge``), stdin
+  that is not UTF-8 text, a model id the endpoint's catalogue does not list, a
+  run whose worst case is over ``--max-cost``/``cost_cap_usd``, local-only refusals;
+- 3: no candidate succeeded, or the judge hit an auth, credit or permission
+  error, or a remote model was asked for with no key;
+- 4: the judge failed (the candidates are still printed);
+- 130: interrupted (Ctrl-C); every request was cancelled;
+- 141: stdout was closed early (``fusion ... | head``).
+
+Expected failures print one clear message and no traceback.
 """
 
 from __future__ import annotations
@@ -13,14 +26,17 @@ import argparse
 import asyncio
 import json
 import os
+import stat
 import sys
-import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from fusion_core.cli import eval_cmd, review_cmd
+from fusion_core.cli.logs import add_costs_parser, add_logs_parser, show_costs, show_local_models, show_logs
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
@@ -32,13 +48,16 @@ from fusion_core.options import (
     resolve_settings,
 )
 from fusion_core.result import FusionResult
-from fusion_core.runlog import NO_LOG_ENV, RunLog, default_log_path
+from fusion_core.runlog import RunLog, default_log_path
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_NO_ANSWER = 3
 EXIT_JUDGE_FAILED = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+COMMANDS = ("run", "models", "pools", "logs", "costs", "eval", "review")
+DISTRIBUTION = "model-fusion"
 # Judge failures that no retry or other judge setting can fix: the user must act.
 _ACCOUNT_ERRORS = {"auth", "no_credits", "forbidden", "missing_key"}
 
@@ -50,10 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", help="path to fusion.toml (default: ./fusion.toml, then ~/.config/fusion/config.toml)"
     )
+    parser.add_argument("--version", action="version", version=f"fusion {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="fuse the answers of a pool of models")
-    run.add_argument("prompt", help="the prompt, or - to read it from stdin")
-    add_run_options(run)
+    run = commands.add_parser(
+        "run",
+        help="fuse the answers of a pool of models (the default command)",
+        description="Fuse the answers of a pool of models. Piped stdin comes first, then the prompt.",
+    )
+    run.add_argument("prompt", nargs="?", help="the prompt, or - to read it from stdin")
+    add_run_options(run, option_flags=("-o", "--option"))
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     run.add_argument(
         "--no-log", action="store_true", dest="no_log", help="do not record this run in the run log (see `fusion logs`)"
@@ -61,27 +85,41 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list an endpoint's models and prices")
     models.add_argument("--endpoint", default="openrouter", help="a configured endpoint name")
     models.add_argument("--filter", default="", help="only ids containing this text")
+    models.add_argument(
+        "--local", action="store_true", help="list the local models (embedded, [local.models], aliases) instead"
+    )
     commands.add_parser("pools", help="list the configured pools")
-    logs = commands.add_parser("logs", help="list logged runs, or show one run's result JSON")
-    logs.add_argument("-n", "--count", type=int, default=10, help="how many recent runs (default 10)")
-    logs.add_argument("--id", type=int, dest="run_id", help="print this run's full result JSON")
-    commands.add_parser("costs", help="calls, tokens and cost per model over every logged run")
+    add_logs_parser(commands)
+    add_costs_parser(commands)
+    eval_cmd.add_parser(commands)
+    review_cmd.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusion`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    err = Console(stderr=True)
+    args = parser.parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv), _stdin_piped()))
+    # Text from outside (model names, answers, errors) is shown as it is: no emoji codes
+    # (":m:" is not Ⓜ), and no hard wrap at 80 columns when stderr is a file or pipe.
+    err = Console(stderr=True, emoji=False, highlight=False)
+    err.soft_wrap = not err.is_terminal
     try:
         config = load_config(_path(args.config))
         if args.command == "run":
             return _run(args, config, err)
+        if args.command == "models" and args.local:
+            show_local_models(config.local)
+            return EXIT_OK
         if args.command == "models":
             return asyncio.run(_models(args, config))
+        if args.command == "eval":
+            return eval_cmd.run(args, config)
+        if args.command == "review":
+            return review_cmd.run(args, config)
         if args.command in ("logs", "costs"):
-            return _show_log(args)
+            (show_logs if args.command == "logs" else show_costs)(args)
+            return EXIT_OK
         return _pools(config)
     except (ConfigError, EgressBlocked) as exc:
         _report(err, exc, args)
@@ -95,20 +133,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: every request was cancelled")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `fusion ... | head` closed stdout early: not an error worth a traceback.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def with_default_command(argv: list[str], piped: bool) -> list[str]:
+    """``fusion "prompt"`` → ``fusion run "prompt"`` (and bare ``fusion`` with piped stdin)."""
+    i = 0
+    while i < len(argv) and (argv[i] == "--config" or argv[i].startswith("--config=")):
+        i += 2 if argv[i] == "--config" else 1
+    if i >= len(argv):
+        return [*argv, "run"] if piped else argv
+    if argv[i] in COMMANDS or argv[i] in ("-h", "--help", "--version"):
+        return argv
+    return [*argv[:i], "run", *argv[i:]]
+
+
+def _stdin_piped() -> bool:
+    """True when stdin is a pipe or a file (not a terminal, not /dev/null, not absent)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def _read_stdin() -> str:
+    """All of stdin as text; binary or non-UTF-8 input is a usage error, not a crash later."""
+    data = sys.stdin.buffer.read()
+    if b"\0" in data:
+        raise ConfigError(
+            "stdin looks binary (it contains NUL bytes), not a text prompt",
+            hint="Pipe text, or pass the prompt as an argument.",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"stdin is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            hint="Convert it first (e.g. iconv -f LATIN1 -t UTF-8), or pass the prompt as an argument.",
+        ) from None
+
+
+def read_prompt(argument: str | None, piped: bool) -> str:
+    """The prompt: the argument, ``-`` for stdin, or piped stdin followed by the argument (as llm does)."""
+    if argument == "-":
+        prompt = _read_stdin()
+    elif piped:
+        stdin = _read_stdin()
+        prompt = "\n\n".join(part for part in (stdin.rstrip("\n"), argument) if part)
+    else:
+        prompt = argument or ""
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty", hint='Pass it as an argument (fusion "..."), or pipe it in.')
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable bytes in argv arrive as lone surrogates; no endpoint can take them.
+        raise ConfigError("the prompt is not valid UTF-8 text", hint="Pass UTF-8 text.") from None
+    return prompt
 
 
 def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt.strip():
-        raise ConfigError("the prompt is empty", hint="Pass the prompt as an argument, or - for stdin.")
+    prompt = read_prompt(args.prompt, _stdin_piped())
     resolved = resolve_settings(args, config, os.environ)
     if resolved.notice:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
     fusion = Fusion(config, local_only=resolved.local_only)
     fusion.preflight(resolved.settings)
+    if resolved.local_only:
+        from fusion_core.egress import forbid_network
+
+        forbid_network()  # the second wall: nothing in this process can reach the network now
     _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
-    result = asyncio.run(_stream(fusion, prompt, resolved.settings, err))
-    code = _finish(result, args.json, err)
+    live_answer = not args.json and sys.stdout.isatty()
+    result, printed = asyncio.run(_stream(fusion, prompt, resolved.settings, err, live_answer=live_answer))
+    code = _finish(result, args.json, err, answer_printed=printed)
     _record(prompt, result, err, enabled=not args.no_log)
     return code
 
@@ -124,46 +227,15 @@ def _record(prompt: str, result: FusionResult, err: Console, *, enabled: bool) -
         err.print(f"[yellow]warning:[/] run not logged: {escape(exc.message)}")
 
 
-def _show_log(args: argparse.Namespace) -> int:
-    path = default_log_path(os.environ)
-    if path is None:
-        raise ConfigError(f"run logging is off ({NO_LOG_ENV} is set)", hint=f"Unset {NO_LOG_ENV}.")
-    log = RunLog(path)
-    if args.command == "costs":
-        from fusion_core.display import format_cost
-        from fusion_core.usage import Usage
-
-        totals = log.totals()
-        print(f"{'model':<44} {'calls':>6} {'failed':>6} {'tokens in':>10} {'tokens out':>10} {'cost':>12}")
-        for row in totals:
-            cost = format_cost(Usage(cost=row.cost, cost_estimated=row.estimated))
-            print(
-                f"{row.model:<44} {row.calls:>6} {row.failures:>6} {row.prompt_tokens:>10} "
-                f"{row.completion_tokens:>10} {cost:>12}"
-            )
-        if not totals:
-            print(f"no runs logged yet in {path}")
-        return EXIT_OK
-    if args.run_id is not None:
-        print(log.result_json(args.run_id))
-        return EXIT_OK
-    runs = log.recent(args.count)
-    for run in runs:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.finished_at))
-        prompt = " ".join(run.prompt.split())[:60]
-        cost = "n/a" if run.cost is None else f"${run.cost:.6f}"
-        print(f"{run.id:>5}  {when}  {run.mode:<8} {run.status:<12} {cost:>11} {run.wall_s:>7.2f}s  {prompt}")
-    if not runs:
-        print(f"no runs logged yet in {path}")
-    return EXIT_OK
-
-
-async def _stream(fusion: Fusion, prompt: str, settings: RunSettings, err: Console) -> FusionResult:
+async def _stream(
+    fusion: Fusion, prompt: str, settings: RunSettings, err: Console, *, live_answer: bool
+) -> tuple[FusionResult, bool]:
+    """Run with the live view; True with the result when the answer was streamed to stdout."""
     from fusion_core.cli.render import TerminalRenderer
 
     result: FusionResult | None = None
     try:
-        with TerminalRenderer(err) as renderer:
+        with TerminalRenderer(err, answer_out=sys.stdout if live_answer else None) as renderer:
             async for event in fusion.stream(prompt, settings):
                 renderer.handle(event)
                 if isinstance(event, RunFinished):
@@ -171,15 +243,17 @@ async def _stream(fusion: Fusion, prompt: str, settings: RunSettings, err: Conso
     finally:
         await fusion.aclose()
     assert result is not None
-    return result
+    return result, renderer.finish_answer(result)
 
 
-def _finish(result: FusionResult, as_json: bool, err: Console) -> int:
+def _finish(result: FusionResult, as_json: bool, err: Console, *, answer_printed: bool = False) -> int:
     from fusion_core.cli.render import print_summary
 
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, emoji=False)
     if as_json:
         print(result.to_json())
+    elif answer_printed:
+        pass
     elif result.ok:
         out.print(result.answer, markup=False)
     elif result.status == "judge_failed":
@@ -218,7 +292,7 @@ async def _models(args: argparse.Namespace, config: Config) -> int:
         models = await backend.list_models()
     finally:
         await fusion.aclose()
-    out = Console(highlight=False)
+    out = Console(highlight=False, emoji=False)
     table_rows = [m for m in models if args.filter.lower() in m.id.lower()]
     out.print(f"{'model':<48} {'context':>9} {'$/M in':>9} {'$/M out':>9}")
     for info in sorted(table_rows, key=lambda m: m.id):
@@ -250,6 +324,15 @@ def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def _version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        from fusion_core import __version__
+
+        return __version__
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ JUDGE_CONTEXT_LENGTH = 131_072
 JUDGE_MAX_COMPLETION_TOKENS = 8_192
 BASE_PARAMETERS = ("temperature", "max_tokens", "seed", "stop")
 STRUCTURED_PARAMETERS = ("response_format", "structured_outputs")
-# Listed in /models as examples; any `mock/lat-<ms>` works.
-LISTED_LATENCIES_MS = (100, 300, 500, 1000)
+# Listed in /models (every 50 ms up to 5 s), so a client that checks ids against the
+# catalogue before a run accepts them; any `mock/lat-<ms>` answers when called directly.
+LISTED_LATENCIES_MS = tuple(range(50, 5001, 50))
 
 DIES_MIDSTREAM_TEXT = "The sky is blue because"
 # mock/hostile-html: markup that would run script if a front end rendered it unsanitised. Each payload

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from fusion_core.config import load_config, parse_config
+from fusion_core.config import PoolConfig, load_config, parse_config
 from fusion_core.errors import ConfigError
-from fusion_core.options import LOCAL_DEFAULT_POOL, add_run_options, resolve_settings
+from fusion_core.option_specs import OPTION_SPECS, SPECS_BY_NAME, specs_in
+from fusion_core.options import LOCAL_DEFAULT_POOL, RunOptions, add_run_options, resolve_settings
 
 GOOD = """
 local_only = false
@@ -78,7 +82,7 @@ def test_flags_override_pool_settings() -> None:
 def test_no_key_and_no_pool_runs_locally() -> None:
     resolved = resolve_settings(_options(), parse_config(""), {})
     assert resolved.settings.pool == LOCAL_DEFAULT_POOL.models
-    assert resolved.settings.judge.startswith("likelihood:")
+    assert resolved.settings.judge == "exec+likelihood:local/gemma-3-270m"
     assert resolved.notice and "locally" in resolved.notice
 
 
@@ -87,9 +91,65 @@ def test_comma_pool_from_flag() -> None:
     assert resolved.settings.pool == ("a/b", "c/d")
 
 
-def test_bad_numbers_are_usage_errors() -> None:
-    with pytest.raises(ConfigError):
-        resolve_settings(_options("--pool", "a/b", "--judge", "c/d", "--rounds", "0"), parse_config(""), {})
+def test_bad_numbers_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _options("--pool", "a/b", "--judge", "c/d", "--rounds", "0")
+    assert exit_info.value.code == 2
+    assert "--rounds: must be a whole number from 1 to 6, not 0" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--rounds must be a whole number from 1 to 6, not 0"):
+        RunOptions(pool="a/b", judge="c/d", rounds=0)
+
+
+def test_the_option_table_is_the_run_options() -> None:
+    names = {f.name for f in fields(RunOptions)}
+    assert names == {spec.name for spec in OPTION_SPECS} | {"provider_options"}
+    # Every pool key of fusion.toml is a run option, checked by the same spec.
+    assert {spec.key for spec in specs_in("pool")} == set(PoolConfig.__dataclass_fields__) - {"name"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("temperature", 2.5, "must be a number from 0 to 2, not 2.5"),
+        ("temperature", float("nan"), "must be a finite number, not nan"),
+        ("timeout", 0, "must be a number above 0, not 0"),
+        ("timeout", float("inf"), "must be a finite number, not inf"),
+        ("max_tokens", True, "must be a whole number of at least 1, not bool True"),
+        ("max_cost", -0.01, "must be a number of at least 0, not -0.01"),
+        ("judge", " ", "must not be empty"),
+        ("system", "bad \udcff byte", "must be UTF-8 text"),
+        ("mode", "vote", "must be one of best-of, merge, debate, not 'vote'"),
+    ],
+)
+def test_one_rule_for_python_flags_and_config(name: str, value: object, reason: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        RunOptions(**{name: value})  # type: ignore[arg-type]
+    spec = SPECS_BY_NAME[name]
+    # TOML itself cannot hold a lone surrogate; every other value goes through the same spec there.
+    if spec.section is not None and isinstance(value, float | int | str) and str(value).isascii():
+        table = f"{spec.key} = {json.dumps(value) if isinstance(value, str) else _toml_number(value)}"
+        text = table + "\n" if spec.section == "top" else f'[pools.p]\nmodels = ["a/b"]\n{table}\n'
+        with pytest.raises(ConfigError, match=re.escape(reason)):
+            parse_config(text)
+
+
+def _toml_number(value: float | int) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value != value:
+        return "nan"
+    return "inf" if value == float("inf") else repr(value)
+
+
+def test_run_options_resolve_like_flags() -> None:
+    config = parse_config('cost_cap_usd = 0.5\nmax_concurrency = 3\n[pools.p]\nmodels = ["a/b", "c/d"]\n')
+    resolved = resolve_settings(RunOptions(pool="@p", judge="e/f", provider_options=(("top_p", 0.9),)), config, {})
+    settings = resolved.settings
+    assert settings.max_cost_usd == 0.5 and settings.max_concurrency == 3
+    assert settings.provider_options == {"top_p": 0.9}
+    assert resolve_settings(RunOptions(pool="@p", judge="e/f", max_cost=2.0), config, {}).settings.max_cost_usd == 2.0
+    solo = resolve_settings(RunOptions(models=("a/b",)), config, {}).settings
+    assert solo.judge == "" and solo.pool == ("a/b",)
 
 
 def test_key_selects_the_remote_default_unless_local_only() -> None:

@@ -60,3 +60,34 @@ def test_local_only_run_opens_no_socket() -> None:
     assert code == 0, stderr
     assert stdout.strip()
     assert connects == []
+
+
+BLOCKED_CONNECT = textwrap.dedent(
+    """
+    import socket, sys
+    from fusion_core.egress import forbid_network
+    from fusion_core.errors import EgressBlocked
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    socket.create_connection(("127.0.0.1", port)).close()  # allowed before
+    forbid_network()
+    for attempt in (lambda: socket.create_connection(("127.0.0.1", port)),
+                    lambda: socket.getaddrinfo("example.org", 443)):
+        try:
+            attempt()
+        except EgressBlocked as exc:
+            print("blocked:", exc.message)
+        else:
+            print("CONNECTED")
+    left, right = socket.socketpair(socket.AF_UNIX)  # local pipes still work
+    print("unix ok")
+    """
+)
+
+
+def test_after_forbid_network_no_connection_or_lookup_is_possible() -> None:
+    run = subprocess.run([sys.executable, "-c", BLOCKED_CONNECT], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert "CONNECTED" not in run.stdout
+    assert [line.split(":")[0] for line in lines] == ["blocked", "blocked", "unix ok"], lines

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,8 +43,10 @@ def test_cli_runs_are_logged_with_per_model_costs(
     assert skipped.returncode == 0
 
     logs = cli(env, "logs")
-    lines = logs.stdout.splitlines()
+    header, *lines = logs.stdout.splitlines()
+    assert header.split() == ["id", "finished", "mode", "status", "cost", "wall", "models", "prompt"]
     assert len(lines) == 2 and "second question" in lines[0] and "first question" in lines[1]
+    assert "mock/alpha, mock/no-credits-402" in lines[0]
     assert "not logged" not in logs.stdout
 
     log = RunLog(tmp_path / "runs.db")
@@ -54,7 +58,9 @@ def test_cli_runs_are_logged_with_per_model_costs(
     costs = cli(env, "costs")
     assert "mock/alpha" in costs.stdout and "mock/judge" in costs.stdout
     latest = log.recent(1)[0]
-    assert json.loads(cli(env, "logs", "--id", str(latest.id)).stdout)["answer"] == results[1]["answer"]
+    shown = cli(env, "logs", "--id", str(latest.id)).stdout
+    assert json.loads(shown)["answer"] == results[1]["answer"]
+    assert shown.startswith('{\n  "mode": ') and len(shown.splitlines()) > 20  # indented, not one long line
     for output in (logs.stdout, costs.stdout, (tmp_path / "runs.db").read_bytes().decode("latin-1")):
         assert TEST_KEY not in output
 
@@ -86,3 +92,63 @@ def test_no_log_env_turns_logging_off(server: TestServer, remote_env: dict[str, 
     run = cli(env, "logs")
     assert run.returncode == 2 and "off" in run.stderr
     assert os.environ.get("FUSION_LOG_DB")  # the autouse fixture isolates every test's log
+
+
+def test_logs_search_by_text_and_by_model(server: TestServer, remote_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(remote_env, FUSION_LOG_DB=str(tmp_path / "runs.db"))
+    for prompt, pool in (("Why is the SKY blue?", "mock/alpha*2"), ("How do tides work?", "mock/beta,mock/gamma")):
+        assert cli(env, "run", prompt, "--pool", pool, "--judge", "mock/judge").returncode == 0
+
+    def rows(*args: str) -> list[str]:
+        run = cli(env, "logs", *args)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.splitlines()[1:]
+
+    assert len(rows()) == 2
+    sky = rows("-q", "sky")  # case-insensitive, in the prompt
+    assert len(sky) == 1 and "Why is the SKY blue?" in sky[0] and "mock/alpha*2" in sky[0]
+    assert len(rows("-q", "[gamma]")) == 1  # in the answer: the mock judge fuses the longest candidate
+    assert len(rows("--model", "mock/beta")) == 1 and "tides" in rows("--model", "mock/beta")[0]
+    assert len(rows("--model", "judge")) == 2
+    assert len(rows("-q", "sky", "--model", "mock/beta")) == 0
+    nothing = cli(env, "logs", "-q", "no such text")
+    assert nothing.returncode == 0 and nothing.stdout.startswith("no logged run matches")
+
+
+def test_costs_since_a_date_fold_samples_into_their_model(
+    server: TestServer, remote_env: dict[str, str], tmp_path: Path
+) -> None:
+    db = tmp_path / "runs.db"
+    env = dict(remote_env, FUSION_LOG_DB=str(db))
+    run = cli(env, "run", "old run", "--pool", "mock/beta", "--judge", "mock/judge", "--json")
+    old = json.loads(run.stdout)
+    # Backdate the first run by a year, as if it had been logged then.
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE runs SET finished_at = finished_at - 366 * 86400")
+    connection.close()
+    run = cli(env, "run", "new run", "--pool", "mock/alpha*3,mock/beta", "--judge", "mock/judge", "--json")
+    new = json.loads(run.stdout)
+    assert {c["model"] for c in new["candidates"]} == {"mock/alpha#1", "mock/alpha#2", "mock/alpha#3", "mock/beta"}
+
+    def table(*args: str) -> dict[str, list[str]]:
+        costs = cli(env, "costs", *args)
+        assert costs.returncode == 0, costs.stderr
+        header, *lines = costs.stdout.splitlines()
+        assert header.split()[:3] == ["model", "calls", "failed"]
+        return {line.split()[0]: line.split()[1:] for line in lines}
+
+    since = (datetime.now() - timedelta(days=1)).date().isoformat()
+    recent = table("--since", since)
+    assert set(recent) == {"mock/alpha", "mock/beta", "mock/judge"}  # no mock/alpha#k rows
+    alpha_out = sum(c["usage"]["completion_tokens"] for c in new["candidates"] if c["model"].startswith("mock/alpha"))
+    assert recent["mock/alpha"][:2] == ["3", "0"] and recent["mock/alpha"][3] == str(alpha_out)
+    assert recent["mock/beta"][0] == "1" and recent["mock/judge"][0] == "1"
+    everything = table()
+    assert everything["mock/beta"][0] == "2" and everything["mock/judge"][0] == "2"
+    beta_cost = sum(c["usage"]["cost"] for r in (old, new) for c in r["candidates"] if c["model"] == "mock/beta")
+    assert everything["mock/beta"][4] == f"${beta_cost:.6f}"
+
+    future = cli(env, "costs", "--since", "2999-01-01")
+    assert future.returncode == 0 and future.stdout.startswith("no runs logged since 2999-01-01")
+    bad = cli(env, "costs", "--since", "last tuesday")
+    assert bad.returncode == 2 and "is not a date" in bad.stderr and "Traceback" not in bad.stderr

@@ -175,7 +175,7 @@ def test_judge_failure_keeps_the_candidates(ip: InteractiveShell) -> None:
     ("line", "expected"),
     [
         ("--pool @nope", "fusion: unknown pool @nope"),
-        ("--pool mock/alpha --judge mock/judge --rounds 0", "--rounds must be positive"),
+        ("--pool mock/alpha --judge mock/judge --quorum 2", "--quorum must be 1..1 for this pool"),
         ("--pool notaspec --judge mock/judge", "'notaspec' is not a model spec"),
     ],
 )
@@ -205,6 +205,8 @@ def test_missing_key_is_one_short_message(
 def test_bad_options_are_usage_errors(ip: InteractiveShell) -> None:
     with pytest.raises(UsageError, match="invalid choice"):
         fuse(ip, "--mode nope")
+    with pytest.raises(UsageError, match="--rounds: must be a whole number from 1 to 6, not 0"):
+        fuse(ip, "--rounds 0")
     with pytest.raises(UsageError, match="empty"):
         fuse(ip, POOL, cell="   \n")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types
+from lsprotocol import converters, types
 from pytest_lsp import LanguageClient, client_capabilities
 
 from fusion_core.testing.server import TestServer
@@ -170,3 +171,103 @@ def apply_edit(text: str, edit: types.WorkspaceEdit, uri: str) -> str:
     edits += list((edit.changes or {}).get(uri, []))
     assert edits, "the workspace edit changes nothing in the document"
     return apply_text_edits(text, edits)
+
+
+# -- raw frames: what pytest-lsp cannot send (malformed headers, broken bodies, bad params) --------
+
+RAW_TIMEOUT_S = 20.0
+
+
+def frame(message: dict[str, Any] | bytes) -> bytes:
+    """One LSP frame with a correct Content-Length."""
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def request(msg_id: int, method: str, params: Any = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+class RawLsp:
+    """The real server over raw byte streams (its pipes, or a TCP socket), read with a minimal parser."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: Any, process: asyncio.subprocess.Process | None) -> None:
+        self.reader, self.writer, self.process = reader, writer, process
+        self.stderr: list[str] = []  # the spawned server's log lines
+        self._drain: asyncio.Task[None] | None = None
+        if process is not None and process.stderr is not None:
+            self._drain = asyncio.create_task(self._read_stderr(process.stderr))
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.stderr.append(line.decode(errors="replace"))
+
+    @classmethod
+    async def spawn(cls, env: dict[str, str], *extra: str) -> RawLsp:
+        process = await asyncio.create_subprocess_exec(
+            *SERVER_COMMAND,
+            *extra,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdout is not None
+        return cls(process.stdout, process.stdin, process)
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> RawLsp:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, None)
+
+    def send(self, data: bytes | dict[str, Any]) -> None:
+        self.writer.write(data if isinstance(data, bytes) else frame(data))
+
+    async def receive(self) -> dict[str, Any]:
+        """The next response from the server (skipping notifications, answering its requests with null)."""
+        while True:
+            async with asyncio.timeout(RAW_TIMEOUT_S):
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                length = int(head.split(b"Content-Length:")[1].split(b"\r\n")[0])
+                message: dict[str, Any] = json.loads(await self.reader.readexactly(length))
+            if "method" not in message:
+                return message
+            if "id" in message:
+                self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+
+    async def response(self, msg_id: int | None) -> dict[str, Any]:
+        """The next response with this id (None: an error response with a null id)."""
+        while True:
+            message = await self.receive()
+            if message.get("id") == msg_id:
+                return message
+
+    async def call(self, msg_id: int, method: str, params: Any = None) -> dict[str, Any]:
+        self.send(request(msg_id, method, params))
+        return await self.response(msg_id)
+
+    async def initialize(self, root: Path, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        caps = converters.get_converter().unstructure(capabilities("visual_studio_code"))
+        result = await self.call(
+            0,
+            "initialize",
+            {"processId": None, "rootUri": root.as_uri(), "capabilities": caps, "initializationOptions": options},
+        )
+        self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        return result
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        if self.process is not None:
+            try:
+                async with asyncio.timeout(10):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self._drain is not None:
+            await self._drain

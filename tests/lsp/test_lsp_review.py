@@ -297,7 +297,8 @@ async def test_review_with_no_key_and_only_a_base_model_says_what_it_needs(
     env = {k: v for k, v in lsp_env.items() if not k.startswith("OPENROUTER_")}
     root = tmp_path / "empty"
     root.mkdir()
-    client = await start_lsp("neovim@v0.7.0", {}, root=root, env=env)
+    # With no pool configured the analysers review (#13); a pool of base models only still says what it needs.
+    client = await start_lsp("neovim@v0.7.0", {"reviewPool": ["local/gemma-3-270m"]}, root=root, env=env)
     uri = open_doc(client, root)
 
     result = await review(client, uri)

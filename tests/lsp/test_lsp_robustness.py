@@ -254,3 +254,32 @@ async def test_memory_stays_bounded(start_lsp, server: TestServer, tmp_path: Pat
     assert after["tasks"] == 0 and after["change_logs"] == 0 and after["progress_tokens"] == 0
     assert after["explanations"] == 0 and after["pending_requests"] <= 40
     assert after["rss_kb"] - before["rss_kb"] < 60_000
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("size", [64 * 1024, 128 * 1024, 5 * 1024 * 1024])
+async def test_a_long_minified_line_gets_a_completion(start_lsp, server: TestServer, tmp_path: Path, size: int) -> None:
+    # One long run of word characters then a non-word one: what made r"\w*$" quadratic
+    # (64 kB took 17 s, 128 kB 64 s, and 5 MB never answered).
+    script_completion(server)
+    # A deadline far above the backend's latency, so only the server's own work is measured.
+    client = await start_lsp("neovim@v0.7.0", {**BASE_OPTIONS, "completionDeadlineS": 30.0})
+    head = 'var blob="' + "QUJD" * (size // 4) + '";function add(a,b){return '
+    uri = open_doc(client, tmp_path, head + "\n", "bundle.min.js", "javascript")
+
+    result = await client.text_document_completion_async(completion(uri, types.Position(line=0, character=len(head))))
+    assert [i.label for i in result.items] == ["a + b", "a - b"]
+    edit = result.items[0].text_edit
+    assert edit.range.start == edit.range.end == types.Position(line=0, character=len(head))
+    typing = head + "ret"  # a word being typed at the end of the line is kept in the edit
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=typing + "\n")],
+        )
+    )
+    script_completion(server)
+    result = await client.text_document_completion_async(completion(uri, types.Position(line=0, character=len(typing))))
+    assert result.items[0].text_edit.new_text == "reta + b"
+    assert result.items[0].text_edit.range.start.character == len(head)
+    await alive(client)

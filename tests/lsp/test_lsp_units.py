@@ -68,9 +68,9 @@ def test_default_pools_follow_the_key() -> None:
     remote, _ = build_settings(config, [], KEY_ENV)
     local, _ = build_settings(config, [], {})
     assert remote.review_judge is not None and not remote.review_pool[0].startswith("local/")
-    assert local.review_pool[0].startswith("local/") and local.review_judge is None
+    assert local.review_pool == ("tool:ruff", "tool:bandit") and local.review_judge is None  # #13
     assert remote.completion_pool == local.completion_pool == DEFAULT_COMPLETION_POOL
-    assert build_settings(parse_config("local_only = true"), [], KEY_ENV)[0].review_pool[0].startswith("local/")
+    assert build_settings(parse_config("local_only = true"), [], KEY_ENV)[0].review_pool == ("tool:ruff", "tool:bandit")
 
 
 def test_the_server_runs_local_models_on_half_the_cores_unless_configured() -> None:

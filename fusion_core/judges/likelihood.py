@@ -1,0 +1,197 @@
+"""The likelihood judge: rank candidates by a local model's log-probability, minus penalties for degenerate text.
+
+Mean token log-probability alone rewards repetition: once a line has appeared,
+each further copy is nearly certain, so a looping candidate outscores a short
+correct one. It also rewards text cut off at ``max_tokens``, which never had
+to end well. So each candidate's score is built from visible components:
+
+* ``likelihood``: mean log p(candidate | prompt) under the judge model;
+* ``reviewer`` (optional, Coder-Reviewer reranking, Zhang et al. 2022): mean
+  log p(prompt | candidate), which rewards candidates that explain the prompt;
+* ``repetition``: the share of the candidate's word 4-grams that repeat an
+  earlier one, penalised by ``REPETITION_WEIGHT`` times that share;
+* ``truncated``: a flat ``TRUNCATION_PENALTY`` for a candidate that stopped at
+  ``max_tokens``, applied only when some candidate finished on its own.
+
+The verdict shows every component for every candidate, not only the total.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from fusion_core.errors import FusionError
+from fusion_core.events import Event, JudgeStarted
+from fusion_core.modes.base import Verdict
+from fusion_core.pool import error_info
+from fusion_core.result import Candidate, JudgeOutcome
+
+__all__ = [
+    "LikelihoodScore",
+    "Scorer",
+    "judge_by_likelihood",
+    "likelihood_components",
+    "repetition",
+    "score_candidates",
+]
+
+REPETITION_NGRAM = 4
+# Per unit of repeated share, in nats per token: a candidate whose 4-grams are half repeats
+# loses one nat per token, more than the likelihood gap between a right and a wrong line.
+REPETITION_WEIGHT = 2.0
+# A cut-off candidate loses to any complete one of comparable likelihood.
+TRUNCATION_PENALTY = 1.0
+# Repetition is measured on a bounded prefix: the measure is linear, but candidates are untrusted.
+MAX_MEASURED_CHARS = 50_000
+
+Emit = Callable[[Event], None]
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A local model that can rank continuations by log-probability."""
+
+    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """Length-normalised log-probability of each continuation given ``prompt``."""
+        ...
+
+
+def repetition(text: str, n: int = REPETITION_NGRAM) -> float:
+    """Share of the word n-grams of ``text`` that repeat an earlier one: 0 for fresh text, near 1 for a loop."""
+    words = _WORD.findall(text[:MAX_MEASURED_CHARS])
+    if len(words) <= n:
+        return 0.0
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+@dataclass(frozen=True)
+class LikelihoodScore:
+    """One candidate's score and the parts it is made of (penalties are ≤ 0)."""
+
+    likelihood: float
+    reviewer: float | None
+    repetition: float
+    repetition_penalty: float
+    truncation_penalty: float
+
+    @property
+    def total(self) -> float:
+        return self.likelihood + (self.reviewer or 0.0) + self.repetition_penalty + self.truncation_penalty
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "likelihood": _finite(self.likelihood),
+            "reviewer": None if self.reviewer is None else _finite(self.reviewer),
+            "repetition": round(self.repetition, 3),
+            "repetition_penalty": round(self.repetition_penalty, 4),
+            "truncation_penalty": round(self.truncation_penalty, 4),
+            "total": _finite(self.total),
+        }
+
+    def describe(self) -> str:
+        """``likelihood -0.41, reviewer -1.20, repetition 0.62 (-1.24), truncated (-1)``."""
+        parts = [f"likelihood {self.likelihood:.3f}"]
+        if self.reviewer is not None:
+            parts.append(f"reviewer {self.reviewer:.3f}")
+        if self.repetition_penalty:
+            parts.append(f"repetition {self.repetition:.2f} ({self.repetition_penalty:.2f})")
+        if self.truncation_penalty:
+            parts.append(f"cut off at max_tokens ({self.truncation_penalty:g})")
+        return ", ".join(parts)
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no infinity; an empty candidate's -inf is shown as null.
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def likelihood_components(
+    candidates: Sequence[Candidate], likelihoods: Sequence[float], reviewers: Sequence[float] | None = None
+) -> list[LikelihoodScore]:
+    """Combine the judge model's numbers with the text's own penalties (pure: no model needed)."""
+    any_complete = any(not c.truncated for c in candidates)
+    scores = []
+    for i, cand in enumerate(candidates):
+        rep = repetition(cand.text)
+        scores.append(
+            LikelihoodScore(
+                likelihood=likelihoods[i],
+                reviewer=None if reviewers is None else reviewers[i],
+                repetition=rep,
+                repetition_penalty=-REPETITION_WEIGHT * rep if rep else 0.0,
+                truncation_penalty=-TRUNCATION_PENALTY if cand.truncated and any_complete else 0.0,
+            )
+        )
+    return scores
+
+
+async def score_candidates(
+    scorer: Scorer, question: str, candidates: Sequence[Candidate], *, reviewer: bool = False
+) -> list[LikelihoodScore]:
+    """Ask ``scorer`` for each candidate's likelihood (and reviewer score) and add the penalties."""
+    likelihoods = await scorer.score(question, [c.text for c in candidates])
+    reviewers = None
+    if reviewer:
+        # log p(prompt | candidate): the candidate becomes the context and the prompt is scored after it.
+        reviewers = []
+        for cand in candidates:
+            if not cand.text.strip():
+                reviewers.append(float("-inf"))
+                continue
+            reviewers.append((await scorer.score(cand.text.rstrip("\n") + "\n", [question]))[0])
+    return likelihood_components(candidates, likelihoods, reviewers)
+
+
+async def judge_by_likelihood(
+    name: str,
+    scorer: Scorer,
+    question: str,
+    candidates: Sequence[Candidate],
+    *,
+    emit: Emit,
+    reviewer: bool = False,
+) -> tuple[Verdict | None, JudgeOutcome]:
+    """best-of by the judge model's likelihood of each candidate, penalising repetition and truncation."""
+    emit(JudgeStarted(model=name))
+    try:
+        scores = await score_candidates(scorer, question, candidates, reviewer=reviewer)
+    except FusionError as exc:
+        return None, JudgeOutcome(model=name, error=error_info(exc))
+    best = max(range(len(candidates)), key=lambda i: scores[i].total)
+    winner = candidates[best]
+    data = {
+        "method": "likelihood",
+        "winner": winner.model,
+        "winner_label": winner.label,
+        "scores": {c.model: _finite(s.total) for c, s in zip(candidates, scores, strict=True)},
+        "components": {c.model: s.to_dict() for c, s in zip(candidates, scores, strict=True)},
+        "reviewer": reviewer,
+    }
+    rationale = explain(name, candidates, scores, best)
+    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
+    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
+
+
+def explain(name: str, candidates: Sequence[Candidate], scores: Sequence[LikelihoodScore], best: int) -> str:
+    """Why the winner won, naming each penalised candidate and its penalty."""
+    winner = candidates[best]
+    what = "likelihood + reviewer score" if scores[best].reviewer is not None else "likelihood"
+    text = (
+        f"{winner.label} ({winner.model}) has the highest {what} under {name} after penalties "
+        f"(total {scores[best].total:.3f}: {scores[best].describe()})."
+    )
+    penalised = [
+        f"{c.label} {s.describe()}"
+        for c, s in zip(candidates, scores, strict=True)
+        if (s.repetition_penalty or s.truncation_penalty) and c is not winner
+    ]
+    if penalised:
+        text += " Penalised: " + "; ".join(penalised) + "."
+    return text

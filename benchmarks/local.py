@@ -169,12 +169,11 @@ async def measure_batches(backend: LlamaBackend, args: argparse.Namespace) -> di
 
 async def measure_batch_only(args: argparse.Namespace) -> dict[str, Any]:
     """Just (e), on a freshly loaded model."""
-    config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir)
+    config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir, n_threads=args.threads)
     backend, _ = local_backend("local/gemma-3-270m", config)
     await backend.load()
-    return {"model": "local/gemma-3-270m", "max_tokens": args.max_tokens, "reps": args.reps} | await measure_batches(
-        backend, args
-    )
+    head = {"model": "local/gemma-3-270m", "max_tokens": args.max_tokens, "reps": args.reps, "threads": args.threads}
+    return head | await measure_batches(backend, args)
 
 
 def batch_table(results: dict[str, Any]) -> str:
@@ -337,6 +336,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="where the embedded model is assembled")
     parser.add_argument("--json", dest="json_path", default=None, help="write results here ('-': stdout)")
     parser.add_argument("--only", choices=["batch"], default=None, help="run one measurement alone")
+    parser.add_argument("--threads", type=int, default=None, help="[local] n_threads for --only batch")
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:

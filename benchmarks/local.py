@@ -9,13 +9,19 @@ prompt, seeds and token limit:
 
 (a) streaming overhead: tokens/s through ``LlamaBackend.stream`` ÷ tokens/s of a
     direct ``Llama.create_completion`` on an identically loaded model (target ≥ 0.95);
-(b) a 3-sample pool of one model (asyncio.gather, serialised by the model lock)
-    ÷ 3 × one cold sample: below 1 when the prompt's prefill is reused;
+(b) a 3-sample pool of one model (asyncio.gather: one batched decode) ÷ 3 × one
+    cold sample: below 1 from the shared prefill and the batch;
 (c) peak RSS of a 3-member pool ÷ a single member, each in a fresh subprocess
     (target ≈ 1.0: the weights load once);
 (d) the likelihood judge: scoring the 3 samples right after the pool (the prompt
     is still cached) ÷ the pool's generation time (target ≤ 0.25); (d') the same
-    from a cold cache, which adds the prompt's prefill.
+    from a cold cache, which adds the prompt's prefill;
+(e) batched sampling: a pool of 5 samples, decoded as one multi-sequence batch, ÷
+    the same 5 seeds each run alone (target ≤ 0.65 on 2 cores), and tokens/s per
+    sequence and in total for batches of 1, 3 and 5. The load average is recorded,
+    because other processes on the machine change every figure.
+
+``--only batch`` runs (e) alone.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -45,6 +52,7 @@ DEFAULT_MAX_TOKENS = 64
 DEFAULT_SEED = 42
 DEFAULT_REPS = 3
 POOL_SIZE = 3
+BATCH_SIZES = (1, 3, 5)
 TEMPERATURE = 0.8
 N_CTX = 2048
 # A few hundred tokens of context, as an editor or notebook would send: prefill matters.
@@ -119,6 +127,71 @@ def direct_sample(direct: LocalModel, stops: tuple[str, ...], max_tokens: int, s
     return time.perf_counter() - start, int(out["usage"]["completion_tokens"])
 
 
+async def timed_pool(backend: LlamaBackend, max_tokens: int, seeds: list[int]) -> tuple[float, int]:
+    """Wall seconds and total completion tokens of one pool (all seeds at once)."""
+    start = time.perf_counter()
+    results = await asyncio.gather(*(timed_sample(backend, max_tokens, seed) for seed in seeds))
+    return time.perf_counter() - start, sum(tokens for _, tokens, _ in results)
+
+
+async def measure_batches(backend: LlamaBackend, args: argparse.Namespace) -> dict[str, Any]:
+    """(e) pools decoded as one batch vs their samples alone, alternating, prompt warm."""
+    load_before = os.getloadavg()
+    biggest = max(BATCH_SIZES)
+    await timed_sample(backend, args.max_tokens, args.seed)  # the prompt is cached from here on
+    walls: dict[int, list[float]] = {n: [] for n in BATCH_SIZES}
+    tokens: dict[int, list[int]] = {n: [] for n in BATCH_SIZES}
+    ratios, alone_walls, alone_tokens = [], [], []
+    for rep in range(args.reps):
+        seeds = [args.seed + 100 * rep + i for i in range(biggest)]
+        for n in BATCH_SIZES:
+            wall, count = await timed_pool(backend, args.max_tokens, seeds[:n])
+            walls[n].append(wall)
+            tokens[n].append(count)
+        singles = [await timed_sample(backend, args.max_tokens, seed) for seed in seeds]
+        alone_walls.append(sum(wall for wall, _, _ in singles))
+        alone_tokens.append(sum(count for _, count, _ in singles))
+        ratios.append(walls[biggest][-1] / alone_walls[-1])
+    result: dict[str, Any] = {
+        f"e_pool{biggest}_wall_vs_{biggest}x_single": round(statistics.median(ratios), 3),
+        f"e_pool{biggest}_s": round(statistics.median(walls[biggest]), 3),
+        f"e_{biggest}_singles_s": round(statistics.median(alone_walls), 3),
+        f"e_{biggest}_singles_tokens_per_s": round(sum(alone_tokens) / sum(alone_walls), 1),
+        "e_load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "e_cores": len(os.sched_getaffinity(0)),
+    }
+    for n in BATCH_SIZES:
+        total = sum(tokens[n]) / sum(walls[n])
+        result[f"e_batch{n}_total_tokens_per_s"] = round(total, 1)
+        result[f"e_batch{n}_per_sequence_tokens_per_s"] = round(total / n, 1)
+    return result
+
+
+async def measure_batch_only(args: argparse.Namespace) -> dict[str, Any]:
+    """Just (e), on a freshly loaded model."""
+    config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir, n_threads=args.threads)
+    backend, _ = local_backend("local/gemma-3-270m", config)
+    await backend.load()
+    head = {"model": "local/gemma-3-270m", "max_tokens": args.max_tokens, "reps": args.reps, "threads": args.threads}
+    return head | await measure_batches(backend, args)
+
+
+def batch_table(results: dict[str, Any]) -> str:
+    """(e) as text: the pool ratio, then tokens/s per batch size."""
+    biggest = max(BATCH_SIZES)
+    lines = [
+        f"(e) pool of {biggest} ÷ {biggest} × one sample: {results[f'e_pool{biggest}_wall_vs_{biggest}x_single']:.3f}"
+        f" (target ≤ 0.65; {results[f'e_pool{biggest}_s']} s vs {results[f'e_{biggest}_singles_s']} s alone;"
+        f" load average {results['e_load_average_before_after']} on {results['e_cores']} cores)",
+        f"{'batch':>5} {'total tok/s':>12} {'per sequence':>13}",
+    ]
+    lines += [
+        f"{n:>5} {results[f'e_batch{n}_total_tokens_per_s']:>12} {results[f'e_batch{n}_per_sequence_tokens_per_s']:>13}"
+        for n in BATCH_SIZES
+    ]
+    return "\n".join(lines)
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run (c) in subprocesses first (they would inherit this process's RSS), then (a), (b), (d)."""
     path = prepare_embedded_model(args.cache_dir)
@@ -173,8 +246,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     pool_s = statistics.median(pools)
     d_warm = statistics.median(warm_scores) / pool_s
     d_cold = statistics.median(cold_scores) / pool_s
+    e = await measure_batches(backend, args)
 
-    return {
+    return e | {
         "model": "local/gemma-3-270m (Gemma 3 270M base, Q4_K_M)",
         "max_tokens": args.max_tokens,
         "seed": args.seed,
@@ -261,13 +335,20 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS)
     parser.add_argument("--cache-dir", default=None, help="where the embedded model is assembled")
     parser.add_argument("--json", dest="json_path", default=None, help="write results here ('-': stdout)")
+    parser.add_argument("--only", choices=["batch"], default=None, help="run one measurement alone")
+    parser.add_argument("--threads", type=int, default=None, help="[local] n_threads for --only batch")
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         asyncio.run(rss_child(args.rss_child, args))
         return
-    results = asyncio.run(measure(args))
-    print(table(results))
+    if args.only == "batch":
+        results = asyncio.run(measure_batch_only(args))
+        print(batch_table(results))
+    else:
+        results = asyncio.run(measure(args))
+        print(table(results))
+        print(batch_table(results))
     if args.json_path == "-":
         print(json.dumps(results, indent=2))
     elif args.json_path:

@@ -4,6 +4,9 @@ Every member starts together (subject to a concurrency cap), streams its
 deltas as events, and ends as ok, failed or cancelled. A failure never stops
 the others. With a quorum, the round ends as soon as that many members have
 succeeded and the stragglers are cancelled, keeping what they had sent.
+A member's timeout counts its work, not its wait: a backend that queues
+requests on a shared model says when it queues and when the work starts
+(``Chunk.queued``, ``Chunk.started``); the deadline pauses in between.
 """
 
 from __future__ import annotations
@@ -137,8 +140,13 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
 
     stream = job.backend.stream(job.request)
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(timeout_s) as deadline:
             async for chunk in stream:
+                # The wait for a shared model is not the member's work: pause the clock.
+                if chunk.queued:
+                    deadline.reschedule(None)
+                if chunk.started:
+                    deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
                 if chunk.text:
                     parts.append(chunk.text)
                     emit(CandidateDelta(model=job.member, text=chunk.text, round=round_number))

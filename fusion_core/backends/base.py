@@ -51,11 +51,18 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a streamed reply: text, and on the last chunk usage and finish reason."""
+    """A piece of a streamed reply: text, and on the last chunk usage and finish reason.
+
+    A backend that queues requests on a shared resource (a local model) says so with
+    ``queued`` and then ``started`` when the work begins: the pool's timeout pauses in
+    between, so it counts the work, not the wait.
+    """
 
     text: str = ""
     usage: Usage | None = None
     finish_reason: str | None = None
+    queued: bool = False
+    started: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 One :class:`LocalModel` per model file (and load settings) per process: however many pool members
 or specs name the same file, the weights load once, lazily, in a worker
 thread. A llama.cpp context is not thread-safe, so every use of a model runs
-on that model's single worker thread and under its lock; pool members of the
-same model take turns, and because they share one context the second sample
-reuses the first one's evaluated prompt (llama-cpp-python keeps the KV cache
-of the longest common token prefix), so prefill is paid once.
+on that model's single worker thread and under its lock. Pool members of the same model that arrive together
+with the same prompt (a ``SPEC*N`` pool) decode as one multi-sequence batch
+(:mod:`fusion_core.backends.llama_batch`); a lone request, or one constrained by a
+JSON schema, takes turns, reusing the previous request's evaluated prompt
+(llama-cpp-python keeps the KV cache of the longest common token prefix).
 
 Generation streams tokens back to the event loop as they are produced;
 closing the stream sets a flag the worker checks before every token. The
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion_core.backends.base import ChatRequest, Chunk, Message
+from fusion_core.backends.llama_batch import DONE, MIN_P, TOP_K, TOP_P, SeqJob, batcher_for, common_prefix
 from fusion_core.backends.llama_memory import BACKEND_NAME, LoadSettings, LocalModel
 from fusion_core.backends.llama_prompts import PromptPlan, StopScanner, build_prompt, detect_instruct
 from fusion_core.config import LocalConfig
@@ -60,21 +62,7 @@ __all__ = [
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.8
-TOP_K = 40
-TOP_P = 0.95
-MIN_P = 0.05
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-_DONE = object()
+_common_prefix = common_prefix  # the scorer's name for it
 
 
 @dataclass(frozen=True)
@@ -135,11 +123,30 @@ class LlamaBackend:
             except BaseException as exc:  # re-raised in the consumer below
                 emit(exc)
             finally:
-                emit(_DONE)
+                emit(DONE)
 
-        job = self.model.submit(work)
+        if sampling.json_schema is None:  # grammar-constrained replies keep the single path
+            job = batcher_for(self.model).submit(
+                SeqJob(
+                    text=plan.text,
+                    add_bos=plan.add_bos,
+                    special=plan.special,
+                    stop=plan.stop,
+                    lstrip=plan.lstrip,
+                    temperature=sampling.temperature,
+                    seed=sampling.seed,
+                    max_tokens=sampling.max_tokens,
+                    cancel=cancel,
+                    emit=emit,
+                    alone=work,
+                    clock=self._clock,
+                )
+            )
+        else:
+            job = self.model.submit(work)
         try:
-            while (item := await queue.get()) is not _DONE:
+            yield Chunk(queued=True)  # the model may be busy: a pool's timeout waits for `started`
+            while (item := await queue.get()) is not DONE:
                 if isinstance(item, FusionError):
                     raise item
                 if isinstance(item, BaseException):
@@ -210,10 +217,11 @@ class LlamaBackend:
         with self.model.lock:
             if cancel.is_set():
                 return
+            emit(Chunk(started=True))
             start = self._clock()
             llm = self.model.llama
             tokens = llm.tokenize(plan.text.encode("utf-8"), add_bos=plan.add_bos, special=plan.special)
-            n_ctx = llm.n_ctx()
+            n_ctx = self.model.n_ctx  # the context holds more cells, for the other sequences of a batch
             if len(tokens) >= n_ctx:
                 raise BadRequest(
                     f"the prompt is {len(tokens)} tokens; the context holds {n_ctx}",
@@ -223,7 +231,7 @@ class LlamaBackend:
                 )
             budget = min(sampling.max_tokens, n_ctx - len(tokens))
             # Same prompt as the previous sample: llama-cpp-python keeps these tokens' KV cache.
-            cached = min(_common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens), len(tokens) - 1)
+            cached = min(common_prefix(llm.input_ids[: llm.n_tokens].tolist(), tokens), len(tokens) - 1)
             llm.set_seed(sampling.seed)
             vocab = llama_c.llama_model_get_vocab(llm.model)
             scanner = StopScanner(plan.stop, lstrip=plan.lstrip)

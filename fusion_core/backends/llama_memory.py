@@ -48,6 +48,11 @@ __all__ = [
 BACKEND_NAME = "llama.cpp"
 DEFAULT_N_CTX = 2048
 DEFAULT_N_BATCH = 512
+# Sequences one context decodes together (a ``SPEC*N`` pool of up to 8 runs as one batch).
+DEFAULT_N_SEQ_MAX = 8
+# KV cells reserved for each extra sequence's reply: the shared prompt is stored once
+# (kv_unified), so a batch of N needs n_ctx + (N - 1) replies' worth of cells.
+SEQ_RESERVE_TOKENS = 256
 GGUF_MAGIC = b"GGUF"
 MEMINFO_PATH = Path("/proc/meminfo")
 # f16 K and V caches: llama.cpp's default cache type.
@@ -288,23 +293,32 @@ def _cpu_has_amx() -> bool:
 
 
 @contextlib.contextmanager
-def _no_extra_buffer_types() -> Iterator[None]:
-    # ggml's AMX matmul segfaults under KVM on Sapphire Rapids guests, and Llama() has no
-    # use_extra_bufts argument: swap the params factory it calls, only while we construct.
+def _patched_params(*, n_seq_max: int, extra_buffer_types: bool) -> Iterator[None]:
+    # Llama() has no n_seq_max, kv_unified or use_extra_bufts argument: swap the params
+    # factories it calls, only while we construct. ggml's AMX matmul segfaults under KVM on
+    # Sapphire Rapids guests; a unified KV cache lets every sequence of a batch share the
+    # prompt's cells and measured faster than one split cache per sequence.
     import llama_cpp.llama_cpp as llama_c
 
-    original = llama_c.llama_model_default_params
+    model_params, context_params = llama_c.llama_model_default_params, llama_c.llama_context_default_params
 
-    def params() -> Any:
-        value = original()
-        value.use_extra_bufts = False
+    def model() -> Any:
+        value = model_params()
+        if not extra_buffer_types:
+            value.use_extra_bufts = False
         return value
 
-    llama_c.llama_model_default_params = params
+    def context() -> Any:
+        value = context_params()
+        value.n_seq_max = n_seq_max
+        value.kv_unified = True
+        return value
+
+    llama_c.llama_model_default_params, llama_c.llama_context_default_params = model, context
     try:
         yield
     finally:
-        llama_c.llama_model_default_params = original
+        llama_c.llama_model_default_params, llama_c.llama_context_default_params = model_params, context_params
 
 
 _OPEN_LOCK = threading.Lock()
@@ -312,11 +326,16 @@ _OPEN_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class LoadSettings:
-    """How to load a model: context size, GPU layers and CPU threads."""
+    """How to load a model: context size per sequence, GPU layers, CPU threads, batch width."""
 
     n_ctx: int = DEFAULT_N_CTX
     n_gpu_layers: int = 0
     n_threads: int = 0  # 0: half the available cores
+    n_seq_max: int = DEFAULT_N_SEQ_MAX
+
+    def context_cells(self, n_ctx: int) -> int:
+        """KV cells for one ``n_ctx`` sequence plus a reply's worth for each other one."""
+        return n_ctx + (max(self.n_seq_max, 1) - 1) * SEQ_RESERVE_TOKENS
 
     @classmethod
     def from_config(cls, config: LocalConfig) -> LoadSettings:
@@ -352,6 +371,9 @@ class LocalModel:
         self.metadata: dict[str, Any] = {}
         self.bos_text = ""
         self.eos_text = ""
+        # The context one sequence may use (n_ctx, capped at the trained length); the
+        # loaded context holds more cells, for the other sequences of a batch.
+        self.n_ctx = self.settings.n_ctx
         self._embedded = embedded
         self._cache_dir = embedded_cache_dir
         self._memory_probe = memory_probe
@@ -416,20 +438,22 @@ class LocalModel:
         n_ctx = self.settings.n_ctx
         if isinstance(trained_ctx, int) and trained_ctx > 0:
             n_ctx = min(n_ctx, trained_ctx)
+        self.n_ctx = n_ctx
+        cells = self.settings.context_cells(n_ctx)
         if not (self.settings.n_gpu_layers and llama_c.llama_supports_gpu_offload()):
-            estimate = estimate_memory(path.stat().st_size, n_ctx, self.metadata)
+            estimate = estimate_memory(path.stat().st_size, cells, self.metadata)
             check_memory_fits(estimate, self._memory_probe(), model=str(path))
         # Half the cores, as llama-cpp-python's own default: ggml's threads spin at every
         # barrier, so one thread per core collapses when anything else wants the CPU
         # (on 2 busy cores: 60-110 s instead of 14 s for the README's first command).
         threads = self.settings.n_threads or max(1, _cores() // 2)
-        with _OPEN_LOCK, _no_extra_buffer_types() if _cpu_has_amx() else contextlib.nullcontext():
+        with _OPEN_LOCK, _patched_params(n_seq_max=self.settings.n_seq_max, extra_buffer_types=not _cpu_has_amx()):
             _install_quiet_log()
             _llama_log_tail.clear()
             try:
                 return llama_cpp.Llama(
                     model_path=str(path),
-                    n_ctx=n_ctx,
+                    n_ctx=cells,
                     n_batch=min(DEFAULT_N_BATCH, n_ctx),
                     n_threads=threads,
                     n_threads_batch=threads,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -93,7 +92,6 @@ async def test_closing_the_stream_stops_generation_and_frees_the_model(
         if received == 2:
             break
     await stream.aclose()
-    closed = time.perf_counter()
     # Queued behind the cancelled job on the model's thread: runs once the lock is released.
     llm = backend.model.llama
     evaluated = await backend.model.run(lambda: llm.n_tokens)
@@ -101,8 +99,9 @@ async def test_closing_the_stream_stops_generation_and_frees_the_model(
     assert evaluated - prompt_tokens < MAX_TOKENS // 2
 
     second = backend.stream(ask(model_id, "def add(a, b):", temperature=0))
-    first = await anext(second)
-    assert first.text and time.perf_counter() - closed < 1.0
+    # The next request gets the model (no timed bound: a loaded machine makes any one flaky).
+    assert (await anext(second)).queued
+    assert (await anext(second)).started
     await second.aclose()
 
 
@@ -180,10 +179,12 @@ async def test_stop_sequences_end_the_reply(gemma: tuple[LlamaBackend, str]) -> 
 
 async def test_a_prompt_longer_than_the_context_is_a_bad_request(gemma: tuple[LlamaBackend, str]) -> None:
     backend, model_id = gemma
-    too_long = "word " * 1000  # the fixture's context holds 512 tokens
+    # The fixture gives each sequence 512 tokens; scoring may use the whole context, which
+    # also holds 256 reply tokens for each of the 7 other sequences a batch can decode.
+    too_long = "word " * 3000
     with pytest.raises(BadRequest, match="context holds 512"):
         await complete(backend, ask(model_id, too_long))
-    with pytest.raises(BadRequest, match="context holds 512") as info:
+    with pytest.raises(BadRequest, match="context holds 2304") as info:
         await backend.score(too_long, ["x"])
     assert "n_ctx" in info.value.hint
     # The model is still usable afterwards.

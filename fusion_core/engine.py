@@ -322,17 +322,8 @@ class Fusion:
         )
 
     def _job(self, plan: _Plan, member: Member, messages: Sequence[Message]) -> Job:
-        settings = plan.settings
         backend, model = plan.backends[member.name]
-        temperature = settings.temperature if settings.temperature is not None else member.temperature
-        request = ChatRequest(
-            model=model,
-            messages=tuple(messages),
-            temperature=temperature,
-            max_tokens=settings.max_tokens,
-            seed=member.seed,
-            provider_options=settings.provider_options,
-        )
+        request = member_request(plan.settings, member, model, messages)
         return Job(member=member.name, label=plan.labels[member.name], backend=backend, request=request)
 
     async def _judge(
@@ -417,6 +408,19 @@ def _check_cost(plan: _Plan, catalog: Catalog) -> None:
         settings.max_cost_usd,
         what="this run",
         hint=f"Raise --max-cost (or cost_cap_usd in fusion.toml), {tokens}, or use fewer or cheaper models.",
+    )
+
+
+def member_request(settings: RunSettings, member: Member, model: str, messages: Sequence[Message]) -> ChatRequest:
+    """The request one pool member gets; also what a member run alone sends (``fusion eval``)."""
+    temperature = settings.temperature if settings.temperature is not None else member.temperature
+    return ChatRequest(
+        model=model,
+        messages=tuple(messages),
+        temperature=temperature,
+        max_tokens=settings.max_tokens,
+        seed=member.seed,
+        provider_options=settings.provider_options,
     )
 
 

@@ -41,9 +41,9 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from fusion_core.backends.base import ChatRequest, Message, ModelCatalog
+from fusion_core.backends.base import Message, ModelCatalog
 from fusion_core.config import Config, load_config
-from fusion_core.engine import Fusion, RunSettings
+from fusion_core.engine import Fusion, RunSettings, member_request
 from fusion_core.errors import ConfigError, FusionError
 from fusion_core.events import Event
 from fusion_core.models import expand_pool, is_local_spec
@@ -235,14 +235,7 @@ class FusionModelAPI(ModelAPI):
         self._fusion.preflight(replace(settings, pool=(member.spec,)))
         backend, model = self._fusion.resolver.resolve(member.spec)
         messages = ([Message("system", settings.system)] if settings.system else []) + [Message("user", prompt)]
-        temperature = settings.temperature if settings.temperature is not None else member.temperature
-        request = ChatRequest(
-            model=model,
-            messages=tuple(messages),
-            temperature=temperature,
-            max_tokens=settings.max_tokens,
-            seed=member.seed,
-        )
+        request = member_request(settings, member, model, messages)
         job = Job(member=member.name, label="A", backend=backend, request=request)
         [candidate] = await run_round([job], emit=_ignore, timeout_s=settings.timeout_s)
         candidate = await _priced(candidate, backend, model)

@@ -97,8 +97,9 @@ def progress_line(event: Event) -> str | None:
 # ---------------------------------------------------------------------------
 # The judge's verdict, read in one place.
 #
-# ``JudgeOutcome.verdict`` is still a mode-specific dict; every front end reads it
-# through :func:`read_verdict`, so when verdicts become typed only this function changes.
+# ``JudgeOutcome.verdict`` is still a mode-specific dict. The CLI reads it only through
+# :func:`read_verdict`; the notebook view and the language server still read the dict
+# themselves and should move here (or to typed verdicts, issue #10).
 
 
 @dataclass(frozen=True)

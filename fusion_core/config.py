@@ -34,8 +34,9 @@ from typing import Any
 
 from fusion_core.errors import ConfigError
 from fusion_core.limits import Limits, parse_limits
-from fusion_core.option_specs import MODES as MODES  # re-exported: the modes a pool may name
+from fusion_core.modes import MODES as MODES  # re-exported: the modes a pool may name
 from fusion_core.option_specs import SPECS_BY_NAME, OptionSpec, specs_in
+from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
 
 CONFIG_FILENAME = "fusion.toml"
 USER_CONFIG_PATH = Path("~/.config/fusion/config.toml")
@@ -102,6 +103,11 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     # Front-end sections (e.g. [lsp]) are passed through untouched.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def concurrency(self) -> int:
+        """At most this many requests at once: ``max_concurrency``, else the pool's default."""
+        return self.max_concurrency or DEFAULT_MAX_CONCURRENCY
 
     def pool(self, name: str) -> PoolConfig:
         """The pool called ``name`` (without the ``@``)."""

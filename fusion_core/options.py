@@ -11,8 +11,9 @@ model runs.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, OPENROUTER_KEY_ENV
@@ -21,8 +22,7 @@ from fusion_core.engine import RunSettings
 from fusion_core.errors import ConfigError
 from fusion_core.models import expand_pool
 from fusion_core.modes.debate import DEFAULT_ROUNDS
-from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, check_option, parse_provider_option
-from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
+from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, SPECS_BY_NAME, check_option, parse_provider_option
 
 EMBEDDED_MODEL = "local/gemma-3-270m"
 LOCAL_DEFAULT_POOL = PoolConfig(
@@ -130,12 +130,34 @@ class RunOptions:
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> RunOptions:
-        """The options in parsed flags (missing attributes count as not given)."""
+        """The options in flags parsed by :func:`add_run_options` (the one conversion a front end makes)."""
         values: dict[str, Any] = {f.name: getattr(namespace, f.name, None) for f in fields(cls)}
         for name in ("models", "provider_options"):
             if values[name] is not None:
                 values[name] = tuple(values[name])
         return cls(**values)
+
+    def given(self) -> dict[str, Any]:
+        """The options that were given (not None), by field name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def over(self, defaults: RunOptions) -> RunOptions:
+        """These options, with every one not given taken from ``defaults`` (``%fuse_config`` session defaults)."""
+        return replace(defaults, **self.given())
+
+    def flags(self) -> list[str]:
+        """The given options as command-line flags, e.g. ``["--mode", "debate", "--swap"]``."""
+        words: list[str] = []
+        for name, value in self.given().items():
+            if name == "provider_options":
+                words += [w for key, item in value for w in ("--option", key, json.dumps(item))]
+                continue
+            flag = SPECS_BY_NAME[name].flag
+            if value is True:
+                words.append(flag)
+            else:
+                words += [w for item in (value if isinstance(value, tuple) else (value,)) for w in (flag, str(item))]
+        return words
 
 
 @dataclass(frozen=True)
@@ -147,12 +169,11 @@ class Resolved:
     notice: str | None = None
 
 
-def resolve_settings(options: argparse.Namespace | RunOptions, config: Config, env: Mapping[str, str]) -> Resolved:
+def resolve_settings(opts: RunOptions, config: Config, env: Mapping[str, str]) -> Resolved:
     """Combine the options, the config and the defaults into RunSettings.
 
     Precedence: options, then the chosen pool's settings, then the built-in defaults.
     """
-    opts = options if isinstance(options, RunOptions) else RunOptions.from_namespace(options)
     local_only = bool(opts.local_only) or config.local_only
     pool, notice = _choose_pool(opts, config, env, local_only)
     judge = opts.judge or pool.judge
@@ -170,7 +191,7 @@ def resolve_settings(options: argparse.Namespace | RunOptions, config: Config, e
         temperature=_first(opts.temperature, pool.temperature, None),
         max_tokens=_first(opts.max_tokens, pool.max_tokens, None),
         system=_first(opts.system, pool.system, None),
-        max_concurrency=_first(opts.max_concurrency, config.max_concurrency, DEFAULT_MAX_CONCURRENCY),
+        max_concurrency=opts.max_concurrency or config.concurrency,
         max_cost_usd=_first(opts.max_cost, config.cost_cap_usd, None),
         provider_options=dict(opts.provider_options or ()),
     )
@@ -188,12 +209,12 @@ def _choose_pool(
     if opts.pool is not None:
         flag = opts.pool.strip()
         if flag.startswith("@"):
-            return config.pool(flag[1:]), None
+            return resolve_pool(flag[1:], config, env), None
         models = tuple(part.strip() for part in flag.split(","))
         return PoolConfig(name="command-line", models=models), None
-    if config.default_pool:
-        return config.pool(config.default_pool), None
-    pool = default_pool(env, local_only)
+    pool = resolve_pool(None, config, env, local_only=local_only)
+    if not is_builtin(pool):
+        return pool, None
     notices = [LOCAL_NOTICE] if pool is LOCAL_DEFAULT_POOL else []
     if config.pools:
         # A user with pools but no default expects one of them: say which ran and how to choose.
@@ -206,6 +227,35 @@ def _choose_pool(
             f"of fusion.toml, or pass --pool @{first}.",
         )
     return pool, " ".join(notices) or None
+
+
+def resolve_pool(
+    name: str | None,
+    config: Config,
+    env: Mapping[str, str],
+    *,
+    local_only: bool = False,
+    builtin_fallback: bool = False,
+) -> PoolConfig:
+    """The one place a named pool is resolved: ``[pools.NAME]``, else the default pool, else the built-in one.
+
+    ``name`` None means the config's ``default_pool``, or without one the built-in pool for
+    ``env`` (the embedded local model when there is no key or when ``local_only`` or the
+    config's ``local_only`` is set). An unknown ``name`` is a ConfigError listing the known
+    pools, unless ``builtin_fallback`` asks for the built-in pool instead (the language
+    server's optional ``review`` and ``completion`` pools).
+    """
+    local_only = local_only or config.local_only
+    if name is None and config.default_pool:
+        name = config.default_pool
+    elif name is None or (builtin_fallback and name not in config.pools):
+        return default_pool(env, local_only)
+    return config.pool(name)
+
+
+def is_builtin(pool: PoolConfig) -> bool:
+    """Whether ``pool`` is one of the built-in default pools (no pool of the user's was found)."""
+    return pool is LOCAL_DEFAULT_POOL or pool is REMOTE_DEFAULT_POOL
 
 
 def default_pool(env: Mapping[str, str], local_only: bool) -> PoolConfig:

@@ -129,7 +129,7 @@ async def _work(ls: FusionServer, context: CompletionContext) -> CompletionOutco
         else DEFAULT_COMPLETION_TEMPERATURE,
         judge=settings.completion_judge,
         cost_cap_usd=settings.cost_cap_usd,
-        max_concurrency=ls.config.max_concurrency or 8,
+        max_concurrency=ls.config.concurrency,
     )
 
     def emit(event: Event) -> None:

@@ -139,7 +139,7 @@ async def _run_review(
         else DEFAULT_REVIEW_TEMPERATURE,
         quorum=settings.review_quorum,
         cost_cap_usd=settings.cost_cap_usd,
-        max_concurrency=ls.config.max_concurrency or 8,
+        max_concurrency=ls.config.concurrency,
     )
     try:
         pool, base = await instructable(ls, settings.review_pool)

@@ -129,7 +129,7 @@ def _settings(pool: tuple[str, ...], config: Config) -> ReviewSettings:
         max_tokens=(conf.max_tokens if conf and conf.max_tokens else DEFAULT_REVIEW_MAX_TOKENS),
         temperature=(conf.temperature if conf and conf.temperature is not None else DEFAULT_REVIEW_TEMPERATURE),
         quorum=conf.quorum if conf else None,
-        max_concurrency=config.max_concurrency or 8,
+        max_concurrency=config.concurrency,
     )
 
 

@@ -45,7 +45,7 @@ def test_max_cost_as_a_session_default(
     ip: InteractiveShell, magics: FusionMagics, server: TestServer, capsys: Any
 ) -> None:
     ip.run_line_magic("fuse_config", "--max-cost 0.000001")
-    assert magics.session.defaults["max_cost"] == 0.000001
+    assert magics.session.defaults.max_cost == 0.000001
     assert "over the cap" in refused(ip, POOL, capsys)
     assert server.log() == []
     with pytest.raises(UsageError, match="--max-cost: must be a finite number, not nan"):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
@@ -39,8 +39,10 @@ from fusion_core.errors import FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.models import expand_pool, is_local_spec
 from fusion_lsp.documents import column_index, is_binary, line_units, open_document, split_lines, text_around
-from fusion_lsp.server import FusionServer
 from fusion_lsp.tasks import await_work
+
+if TYPE_CHECKING:
+    from fusion_lsp.server import FusionServer
 
 LABEL_CHARS = 80
 TRIGGER_CHARACTERS = [".", "(", "["]

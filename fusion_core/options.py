@@ -25,6 +25,8 @@ from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, SPECS_BY_NAME, check_option, parse_provider_option
 
 EMBEDDED_MODEL = "local/gemma-3-270m"
+# The pool ``fusion review`` and the language server's reviews use when fusion.toml defines it.
+REVIEW_POOL_NAME = "review"
 LOCAL_DEFAULT_POOL = PoolConfig(
     name="local-default",
     models=(f"{EMBEDDED_MODEL}*3",),

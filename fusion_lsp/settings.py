@@ -29,10 +29,9 @@ from fusion_core.analysers import DEFAULT_ANALYSER_POOL
 from fusion_core.completion import DEFAULT_COMPLETION_MAX_TOKENS, DEFAULT_DEADLINE_S
 from fusion_core.config import Config, PoolConfig
 from fusion_core.option_specs import SPECS_BY_NAME, OptionSpec
-from fusion_core.options import EMBEDDED_MODEL, REMOTE_DEFAULT_POOL, is_builtin, resolve_pool
+from fusion_core.options import EMBEDDED_MODEL, REMOTE_DEFAULT_POOL, REVIEW_POOL_NAME, is_builtin, resolve_pool
 from fusion_core.review import DEFAULT_REVIEW_MAX_TOKENS, DEFAULT_REVIEW_TIMEOUT_S
 
-REVIEW_POOL_NAME = "review"
 COMPLETION_POOL_NAME = "completion"
 DEFAULT_DEBOUNCE_S = 0.05
 # Reviews of bigger files are refused with a hint to review a selection.

@@ -60,12 +60,14 @@ class EndpointConfig:
     attribution: bool = False
 
 
-@dataclass(frozen=True)
-class PoolConfig:
-    """A named pool: ``--pool @name``. Unset fields fall back to the defaults."""
+@dataclass(frozen=True, kw_only=True)
+class PoolOptions:
+    """The run options a ``[pools.X]`` table may set (None: not set), declared once.
 
-    name: str
-    models: tuple[str, ...]
+    :class:`PoolConfig` and the flags' :class:`fusion_core.options.RunOptions` both
+    extend it; each field is a ``section="pool"`` row of the option table.
+    """
+
     judge: str | None = None
     mode: str | None = None
     rounds: int | None = None
@@ -75,6 +77,14 @@ class PoolConfig:
     max_tokens: int | None = None
     system: str | None = None
     timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolConfig(PoolOptions):
+    """A named pool: ``--pool @name``. Unset fields fall back to the defaults."""
+
+    name: str
+    models: tuple[str, ...]
 
 
 @dataclass(frozen=True)

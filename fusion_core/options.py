@@ -17,12 +17,12 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, OPENROUTER_KEY_ENV
-from fusion_core.config import Config, PoolConfig
+from fusion_core.config import Config, PoolConfig, PoolOptions
 from fusion_core.engine import RunSettings
 from fusion_core.errors import ConfigError
 from fusion_core.models import expand_pool
 from fusion_core.modes.debate import DEFAULT_ROUNDS
-from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, SPECS_BY_NAME, check_option, parse_provider_option
+from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, check_option, parse_provider_option
 
 EMBEDDED_MODEL = "local/gemma-3-270m"
 # The pool ``fusion review`` and the language server's reviews use when fusion.toml defines it.
@@ -100,25 +100,17 @@ def add_run_options(parser: argparse.ArgumentParser, *, option_flags: Sequence[s
     )
 
 
-@dataclass(frozen=True)
-class RunOptions:
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(PoolOptions):
     """The run options a user gave (None: not given), one field per row of the option table.
 
+    The options a pool may also set come from :class:`~fusion_core.config.PoolOptions`.
     Every value is checked by its :class:`~fusion_core.option_specs.OptionSpec` on
     construction, so options built in Python follow the same rules as flags.
     """
 
     pool: str | None = None
     models: tuple[str, ...] | None = None
-    judge: str | None = None
-    mode: str | None = None
-    rounds: int | None = None
-    quorum: int | None = None
-    swap: bool | None = None
-    timeout: float | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    system: str | None = None
     local_only: bool | None = None
     max_cost: float | None = None
     max_concurrency: int | None = None
@@ -150,15 +142,14 @@ class RunOptions:
     def flags(self) -> list[str]:
         """The given options as command-line flags, e.g. ``["--mode", "debate", "--swap"]``."""
         words: list[str] = []
-        for name, value in self.given().items():
-            if name == "provider_options":
-                words += [w for key, item in value for w in ("--option", key, json.dumps(item))]
-                continue
-            flag = SPECS_BY_NAME[name].flag
-            if value is True:
-                words.append(flag)
-            else:
-                words += [w for item in (value if isinstance(value, tuple) else (value,)) for w in (flag, str(item))]
+        for spec in OPTION_SPECS:  # in the table's order, as --help lists them
+            value = getattr(self, spec.name)
+            if spec.kind is bool:
+                words += [spec.flag] if value else []  # False is what leaving the flag out says
+            elif value is not None:
+                words += [w for item in (value if spec.repeated else (value,)) for w in (spec.flag, str(item))]
+        for key, item in self.provider_options or ():
+            words += ["--option", key, json.dumps(item)]
         return words
 
 

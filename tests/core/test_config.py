@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fusion_core.config import PoolConfig, load_config, parse_config
+from fusion_core.config import PoolConfig, PoolOptions, load_config, parse_config
 from fusion_core.errors import ConfigError
 from fusion_core.option_specs import OPTION_SPECS, SPECS_BY_NAME, specs_in
 from fusion_core.options import LOCAL_DEFAULT_POOL, RunOptions, add_run_options, resolve_settings
@@ -105,6 +105,9 @@ def test_the_option_table_is_the_run_options() -> None:
     assert names == {spec.name for spec in OPTION_SPECS} | {"provider_options"}
     # Every pool key of fusion.toml is a run option, checked by the same spec.
     assert {spec.key for spec in specs_in("pool")} == set(PoolConfig.__dataclass_fields__) - {"name"}
+    # ... and declared once: a pool and the flags share PoolOptions.
+    assert issubclass(PoolConfig, PoolOptions) and issubclass(RunOptions, PoolOptions)
+    assert {f.name for f in fields(PoolOptions)} == {spec.name for spec in specs_in("pool")} - {"models"}
 
 
 @pytest.mark.parametrize(
@@ -198,6 +201,7 @@ def test_one_table_of_modes_and_one_concurrency_default() -> None:
 
 
 def test_run_options_merge_over_defaults_and_print_as_flags() -> None:
+    assert RunOptions(swap=False, local_only=False).flags() == []  # a flag cannot say False: it is left out
     defaults = RunOptions(mode="debate", models=("a/b", "c/d"), provider_options=(("top_p", 0.9),), swap=True)
     merged = RunOptions(mode="merge", timeout=5).over(defaults)
     assert merged == RunOptions(

@@ -6,6 +6,11 @@ checks ``fusion.toml``, so a flag and a config key cannot be validated
 differently. Precedence: explicit flags, then the chosen pool's settings, then
 the built-in defaults. With no key and no pool configured, the embedded local
 model runs.
+
+Each front end turns what it parsed into one :class:`RunOptions` and calls
+:func:`resolve_settings`; :func:`resolve_pool` is the one lookup of a named
+pool (``fusion run``, ``fusion review``, the magic and the language server's
+``review``/``completion`` pools all go through it).
 """
 
 from __future__ import annotations

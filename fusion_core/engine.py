@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
+from fusion_core.backends.base import Backend, ChatRequest, InstructAware, Message, ModelCatalog, ModelInfo, Scorer
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
 from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
 from fusion_core.config import Config
@@ -24,7 +24,7 @@ from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_c
 from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import labels_for, new_nonce
-from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
+from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, judge_by_likelihood, judge_with_llm
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
 from fusion_core.judges.execution import execute_candidates
 from fusion_core.models import BackendResolver, JudgeSpec, Member, expand_pool, parse_judge_spec
@@ -472,10 +472,9 @@ def _priced(candidate: Candidate, info: ModelInfo | None) -> Candidate:
 
 
 async def _is_base_model(backend: Backend) -> bool:
-    is_instruct = getattr(backend, "is_instruct", None)
-    if is_instruct is None:
+    if not isinstance(backend, InstructAware):
         return False
     try:
-        return not await is_instruct()
+        return not await backend.is_instruct()
     except BackendError:
         return False

@@ -21,9 +21,10 @@ cannot score, follows instructions, needs no loading, and its stream needs no cl
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -37,6 +38,8 @@ MAX_PRICE_USD = 1000.0
 MAX_ID_CHARS = 512
 MAX_PARAMETERS = 256
 MAX_PARAMETER_CHARS = 64
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,8 @@ async def consume(
     interrupted) and then to ``on_chunk``. Closing the stream early cancels the call.
     """
     reply = Reply() if reply is None else reply
-    async with _closing(backend.stream(request)) as stream:
+    stream = backend.stream(request)
+    async with aclosing(_QuietClose(stream)):
         async for chunk in stream:
             reply.add(chunk)
             if on_chunk is not None:
@@ -286,6 +290,17 @@ async def complete(backend: Backend, request: ChatRequest) -> Completion:
     return await consume(backend, request)
 
 
-def _closing(stream: AsyncIterator[Chunk]) -> AbstractAsyncContextManager[AsyncIterator[Chunk]]:
-    # An async generator (the usual stream) is closed on the way out; a plain iterator has nothing to close.
-    return aclosing(stream) if isinstance(stream, Closable) else nullcontext(stream)
+class _QuietClose:
+    """What :func:`consume` closes: the stream, if it can be closed (an async generator can;
+    a plain iterator has nothing to close). A failure while closing must not mask how the
+    read ended (its reply, its error or its cancellation), so it is only logged."""
+
+    def __init__(self, stream: AsyncIterator[Chunk]) -> None:
+        self._stream = stream
+
+    async def aclose(self) -> None:
+        if isinstance(self._stream, Closable):
+            try:
+                await self._stream.aclose()
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                _log.debug("closing a backend stream failed: %s: %s", type(exc).__name__, exc)

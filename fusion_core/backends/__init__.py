@@ -23,6 +23,7 @@ from fusion_core.backends.base import (
     complete,
     consume,
 )
+from fusion_core.backends.registry import Provider, ProviderContext
 
 __all__ = [
     "Backend",
@@ -35,6 +36,8 @@ __all__ = [
     "ModelCatalog",
     "ModelInfo",
     "Preloadable",
+    "Provider",
+    "ProviderContext",
     "Reply",
     "Scorer",
     "complete",

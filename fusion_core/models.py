@@ -166,13 +166,14 @@ class BackendResolver:
         key_names = [OPENROUTER_KEY_ENV, *(e.api_key_env for e in config.endpoints.values())]
         register_env_keys(self._env, key_names)
         self._context = ProviderContext(config=config, env=self._env, clients=clients)
-        self._providers: dict[str, Provider] = {}
+        self._registered: dict[str, Provider] = {}  # backend instances (tests), ahead of every plugin
+        self._providers: dict[str, Provider] = {}  # entry-point providers, made on first use
 
     def register(self, name: str, backend: Backend) -> None:
         """Serve specs ``name:model`` from ``backend`` (e.g. a ScriptedBackend in tests)."""
         if "/" in name or ":" in name:
             raise ConfigError(f"backend name {name!r} may not contain '/' or ':'")
-        self._providers[name] = _Registered(name, backend)
+        self._registered[name] = _Registered(name, backend)
 
     @property
     def local_only(self) -> bool:
@@ -188,10 +189,11 @@ class BackendResolver:
 
     def resolve(self, spec: str) -> tuple[Backend, str]:
         """The backend serving ``spec`` and the model id to send it."""
-        name = self._provider_name(spec)
-        if name not in self._providers:  # a registered instance is local to this session: no egress check
-            self.check_egress([spec])
-        return self._provider(name).resolve(spec)
+        registered = self._registered.get(spec_prefix(spec))
+        if registered is not None:  # an instance in this process: nothing leaves it
+            return registered.resolve(spec)
+        self.check_egress([spec])
+        return self._provider(self._provider_name(spec)).resolve(spec)
 
     def http_backend(self, endpoint: str, *, require_key: bool = True) -> OpenAICompatibleBackend:
         """The (cached) backend for a named HTTP endpoint."""
@@ -207,8 +209,6 @@ class BackendResolver:
 
     def _provider_name(self, spec: str) -> str:
         prefix = spec_prefix(spec)
-        if prefix in self._providers:
-            return prefix
         if spec.startswith(f"{prefix}:") and prefix in self._config.endpoints:
             return OPENROUTER  # the user's named endpoint wins over a plugin of the same name
         return prefix if prefix in installed_providers() else OPENROUTER

@@ -60,6 +60,14 @@ def test_an_installed_plugin_serves_its_prefix(tmp_path: Path, plugin_path: Path
     assert [c["model"] for c in result["candidates"]] == ["echo/parrot"]
 
 
+def test_a_plugins_models_count_as_remote_under_local_only(tmp_path: Path, plugin_path: Path) -> None:
+    run = fusion(tmp_path, "run", "--local-only", "-m", "echo/parrot", "hi", "--no-log", plugins=plugin_path)
+
+    assert run.returncode != 0
+    assert "local-only mode refused remote models: echo/parrot" in run.stderr
+    assert "heard" not in run.stdout
+
+
 def test_without_the_plugin_the_prefix_is_an_openrouter_vendor(tmp_path: Path) -> None:
     run = fusion(tmp_path, "run", "-m", "echo/parrot", "hi there", "--no-log", plugins=None)
 

@@ -22,7 +22,7 @@ from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_c
 from fusion_core.config import Config
 from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_calls
 from fusion_core.errors import BackendError, ConfigError
-from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
+from fusion_core.events import Event, JudgeFailed, JudgeFinished, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import labels_for, new_nonce
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
@@ -32,7 +32,7 @@ from fusion_core.modes import MODES, Verdict
 from fusion_core.modes.debate import DEFAULT_ROUNDS, Debate, converged
 from fusion_core.option_specs import DEFAULT_MODE, MAX_ROUNDS, check_option
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
-from fusion_core.result import Candidate, FusionResult, JudgeOutcome, RunStatus
+from fusion_core.result import Candidate, ErrorInfo, FusionResult, JudgeOutcome, RunStatus
 from fusion_core.usage import Pricing, Usage
 
 __all__ = ["CATALOG_TIMEOUT_S", "DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSettings"]
@@ -255,6 +255,7 @@ class Fusion:
             answer, status = survivors[0].text, "ok"
         elif survivors:
             verdict, judge = await self._judge(plan, survivors, catalog, emit)
+            emit(_judge_ended(judge, decided=verdict is not None))
             status = "ok" if verdict is not None else "judge_failed"
             answer = verdict.answer if verdict else ""
         usage = sum((c.usage for rnd in rounds for c in rnd), Usage())
@@ -463,6 +464,14 @@ def _latest_answers(rounds: list[list[Candidate]]) -> list[Candidate]:
             if cand.ok or not latest[cand.model].ok:
                 latest[cand.model] = cand
     return list(latest.values())
+
+
+def _judge_ended(outcome: JudgeOutcome, *, decided: bool) -> JudgeFinished | JudgeFailed:
+    """The event that closes the judge's part of a run (sent before RunFinished)."""
+    if decided:
+        return JudgeFinished(model=outcome.model, outcome=outcome)
+    error = outcome.error or ErrorInfo(kind="judge", message=f"{outcome.model} gave no usable verdict")
+    return JudgeFailed(model=outcome.model, error=error, outcome=outcome)
 
 
 def _priced(candidate: Candidate, info: ModelInfo | None) -> Candidate:

@@ -10,6 +10,7 @@ from fusion_core import Fusion, RunSettings
 from fusion_core.backends.scripted import ScriptedBackend
 from fusion_core.errors import NoCredits
 from fusion_core.events import Event, RoundFinished, RunFinished, RunStarted
+from fusion_core.testing.replies import merge_verdict
 from fusion_core.testing.server import TestServer
 
 BEGIN = re.compile(r"<<<BEGIN-([0-9a-f]+) (\w+) ([^>]+)>>>")
@@ -49,18 +50,9 @@ async def test_members_get_their_own_nonce_and_neutral_names(server: TestServer,
     assert len(member_nonces) == 3 and judge_nonce not in member_nonces
 
 
-def merge_verdict() -> str:
-    return json.dumps(
-        {
-            "answer": "fused",
-            "consensus": [],
-            "contradictions": [],
-            "unique_insights": [],
-            "blind_spots": [],
-            "confidence": 0.5,
-            "rationale": "r",
-        }
-    )
+def merged() -> str:
+    """A valid merge verdict for a pool of two (labels A and B)."""
+    return json.dumps(merge_verdict({"A": "one", "B": "two"}))
 
 
 async def run_scripted(models: dict[str, list[str | Exception]], settings: RunSettings) -> tuple[list[Event], int]:
@@ -68,7 +60,7 @@ async def run_scripted(models: dict[str, list[str | Exception]], settings: RunSe
     members = ScriptedBackend(models)
     fusion = Fusion(rng=random.Random(5))
     fusion.resolver.register("s", members)
-    fusion.resolver.register("j", ScriptedBackend({"judge": [merge_verdict()]}))
+    fusion.resolver.register("j", ScriptedBackend({"judge": [merged()]}))
     events = [e async for e in fusion.stream("q", settings)]
     await fusion.aclose()
     return events, len(members.requests)
@@ -99,7 +91,7 @@ async def test_a_debate_needs_two_answers_to_revise() -> None:
 
 async def test_best_of_and_merge_answer_once_whatever_the_rounds() -> None:
     for mode in ("best-of", "merge"):
-        judge_reply = merge_verdict() if mode == "merge" else '{"winner": "A", "scores": {"A": 1, "B": 2}}'
+        judge_reply = merged() if mode == "merge" else '{"winner": "A", "scores": {"A": 1, "B": 2}}'
         models: dict[str, list[str | Exception]] = {"a": ["one"], "b": ["two"]}
         fusion = Fusion(rng=random.Random(5))
         members = ScriptedBackend(models)

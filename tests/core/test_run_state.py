@@ -30,20 +30,11 @@ from fusion_core.run_state import (
     WAITING,
     RunState,
 )
+from fusion_core.testing.replies import merge_verdict
 from fusion_core.testing.server import TestServer
 
-MERGE_VERDICT = json.dumps(
-    {
-        "answer": "fused",
-        "consensus": [],
-        "contradictions": [],
-        "unique_insights": [],
-        "blind_spots": [],
-        "confidence": 0.5,
-        "rationale": "r",
-    }
-)
-BEST_OF_A_B = json.dumps({"winner": "A", "scores": {"A": 9, "B": 3}, "rationale": "A is right"})
+# Names no label: the survivors' labels are shuffled per run.
+MERGE_VERDICT = json.dumps({**merge_verdict({"A": "answer a"}), "unique_insights": []})
 
 
 class Recorder:

@@ -40,7 +40,8 @@ class RunView:
             table.add_column(column, justify="right" if column in {"tokens", "latency", "cost"} else "left")
         now = self.state.clock()
         for name, pane in self.state.panes.items():
-            usage = pane.usage
+            # A finished model shows its usage (all rounds); one still writing, its streamed chunks.
+            usage = pane.usage if pane.status == DONE else None
             tokens = str(usage.completion_tokens) if usage else (f"~{pane.chunks}" if pane.chunks else "")
             if pane.status in FINAL_STATUSES:
                 latency = f"{pane.latency_s:.2f}s"

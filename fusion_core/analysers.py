@@ -47,7 +47,15 @@ if TYPE_CHECKING:
     from fusion_core.findings import Finding
     from fusion_core.review import ReviewTarget
 
-__all__ = ["ANALYSERS", "DEFAULT_ANALYSER_POOL", "TOOL_PREFIX", "ToolRun", "is_tool_spec", "run_analysers"]
+__all__ = [
+    "ANALYSERS",
+    "DEFAULT_ANALYSER_POOL",
+    "SEMGREP_RULES_ENV",
+    "TOOL_PREFIX",
+    "ToolRun",
+    "is_tool_spec",
+    "run_analysers",
+]
 
 TOOL_PREFIX = "tool:"
 ANALYSERS = ("ruff", "bandit", "semgrep")

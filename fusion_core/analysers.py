@@ -54,6 +54,7 @@ __all__ = [
     "TOOL_PREFIX",
     "ToolRun",
     "is_tool_spec",
+    "plain_finding",
     "run_analysers",
 ]
 
@@ -127,13 +128,14 @@ async def _run_one(member: str, spec: str, target: ReviewTarget, emit: Emit, tim
         lo, hi = target.lines
         findings = [f for f in findings if f.end_line >= lo and f.start_line <= hi]
     latency = time.perf_counter() - started
-    text = json.dumps({"findings": [_plain(f) for f in findings]})
+    text = json.dumps({"findings": [plain_finding(f) for f in findings]})
     emit(CandidateFinished(model=member, text=text, usage=Usage(), latency_s=latency))
     cand = Candidate(model=member, label=member, status="ok", text=text, latency_s=latency)
     return ToolRun(member, cand, tuple(findings))
 
 
-def _plain(f: Finding) -> dict[str, Any]:
+def plain_finding(f: Finding) -> dict[str, Any]:
+    """A finding as the plain data a tool candidate's text holds."""
     return {
         "start_line": f.start_line,
         "end_line": f.end_line,

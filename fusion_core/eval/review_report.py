@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fusion_core.eval.findings_score import Tally
+from fusion_core.eval.report import markdown_table, text_table
 from fusion_core.eval.stats import percentile, wilson_ci95
 
 __all__ = ["ReviewReport", "ReviewRow", "build_review_report"]
@@ -120,11 +121,13 @@ class ReviewReport:
 
     def table(self) -> str:
         """The table as aligned plain text, with its footnotes."""
-        return "\n".join([_aligned(self.table_rows()), "", *self.footnotes()])
+        return "\n".join([text_table(self.table_rows()), "", *self.footnotes()])
 
     def markdown(self) -> str:
         """The table (and the per-kind table) in Markdown, for a README."""
-        return "\n".join([_markdown(self.table_rows()), "", _markdown(self.kind_rows()), ""] + self.footnotes())
+        return "\n".join(
+            [markdown_table(self.table_rows()), "", markdown_table(self.kind_rows()), ""] + self.footnotes()
+        )
 
     def footnotes(self) -> list[str]:
         files = self.rows[0].files if self.rows else 0
@@ -179,16 +182,3 @@ def build_review_report(
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
-
-
-def _aligned(lines: list[list[str]]) -> str:
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
-
-
-def _markdown(lines: list[list[str]]) -> str:
-    out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
-    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines[1:]]
-    return "\n".join(out)

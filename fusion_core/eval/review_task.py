@@ -26,6 +26,7 @@ from inspect_ai.model import ModelOutput
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from fusion_core.analysers import plain_finding
 from fusion_core.config import Config
 from fusion_core.eval.findings_score import (
     Planted,
@@ -133,8 +134,8 @@ def _record(outcome: ReviewOutcome, pool: list[str], wall_s: float) -> dict[str,
     reviewers: dict[str, list[dict[str, Any]]] = {name: [] for name in outcome.responders}
     for merged in outcome.findings:
         for report in merged.reports:
-            reviewers.setdefault(report.model, []).append(_span(report))
-    merged_list = [{**_span(m), "models": list(m.models), "message": m.message} for m in outcome.findings]
+            reviewers.setdefault(report.model, []).append(plain_finding(report))
+    merged_list = [m.to_dict() for m in outcome.findings]
     return {
         "pool": pool,
         "reviewers": reviewers,
@@ -146,23 +147,13 @@ def _record(outcome: ReviewOutcome, pool: list[str], wall_s: float) -> dict[str,
     }
 
 
-def _span(finding: Any) -> dict[str, Any]:
-    return {
-        "start_line": finding.start_line,
-        "end_line": finding.end_line,
-        "category": finding.category,
-        "severity": finding.severity,
-        "message": finding.message,
-    }
-
-
 @metric
 def recall() -> Metric:
     """Planted problems found by the fused review (any agreement), over all files."""
 
+    # inspect passes SampleScores only to a metric whose parameter is annotated so.
     def compute(scores: list[SampleScore]) -> float:
-        planted = sum(int(_value(s)["planted"]) for s in scores)
-        return sum(int(_value(s)["found"]) for s in scores) / planted if planted else 0.0
+        return _ratio(scores, "found", "planted")
 
     return compute
 
@@ -172,10 +163,14 @@ def precision() -> Metric:
     """Findings of the fused review (any agreement) that match a planted problem, over all files."""
 
     def compute(scores: list[SampleScore]) -> float:
-        reported = sum(int(_value(s)["reported"]) for s in scores)
-        return sum(int(_value(s)["true"]) for s in scores) / reported if reported else 0.0
+        return _ratio(scores, "true", "reported")
 
     return compute
+
+
+def _ratio(scores: list[SampleScore], part: str, whole: str) -> float:
+    total = sum(int(_value(s)[whole]) for s in scores)
+    return sum(int(_value(s)[part]) for s in scores) / total if total else 0.0
 
 
 def _value(sample: SampleScore) -> dict[str, Any]:

@@ -185,6 +185,22 @@ def test_a_model_reviewer_on_the_test_server_gets_its_own_row(
     assert len(prompts) == 3 and all("Review the whole file." in p for p in prompts)
 
 
+# inspect in this process: its task runner leaves anyio memory streams to the garbage collector,
+# and its retry setup uses an argument tenacity deprecates (as in test_eval.py).
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in.*MemoryObjectReceiveStream:pytest.PytestUnraisableExceptionWarning"
+)
+@pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning")
+def test_the_python_api_measures_a_dev_set_with_a_pool_of_one(tmp_path: Path) -> None:
+    pytest.importorskip("inspect_ai")
+    from fusion_core.eval import evaluate_review
+
+    report = evaluate_review(small_dev_set(tmp_path), pool=("tool:bandit",), out_dir=tmp_path / "out")
+    assert [r.system for r in report.rows] == ["tool:bandit"]  # one reviewer: nothing to fuse
+    assert report.row("tool:bandit").tally.by_kind == {"sql-injection": [1, 1], "off-by-one": [0, 1]}
+    assert str(report).startswith("reviewer") and (tmp_path / "out" / "report.json").is_file()
+
+
 def test_review_only_flags_are_refused_for_a_review_dev_set(tmp_path: Path) -> None:
     pytest.importorskip("inspect_ai")
     done = fusion_eval([str(DEV_SET), "--modes", "merge"], tmp_path, dict(os.environ))

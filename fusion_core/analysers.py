@@ -13,7 +13,10 @@ Severity mapping (documented in the README):
   ``S`` (bandit rules), ``B`` (bugbear), ``ASYNC``, ``PLE`` and other ``F`` → warning;
   everything else → info. A *safe* ruff fix becomes the finding's replacement.
 * bandit: ``HIGH`` → error, ``MEDIUM`` → warning, ``LOW`` → info; category security.
-* semgrep: ``ERROR`` → error, ``WARNING`` → warning, ``INFO`` → info.
+* semgrep: ``ERROR`` → error, ``WARNING`` → warning, ``INFO`` → info; the category from
+  the rule's ``metadata.category`` (security, correctness → bug, performance, ...).
+  Offline it needs local rules: ``$FUSION_SEMGREP_CONFIG`` or ``.semgrep.yml`` (e.g. a
+  copy of ``examples/semgrep/python.yml``); it runs with metrics and the version check off.
 
 ruff also checks the bug-finding rule families in :data:`RUFF_REVIEW_RULES`
 on top of the project's own ruff configuration.
@@ -44,7 +47,16 @@ if TYPE_CHECKING:
     from fusion_core.findings import Finding
     from fusion_core.review import ReviewTarget
 
-__all__ = ["ANALYSERS", "DEFAULT_ANALYSER_POOL", "TOOL_PREFIX", "ToolRun", "is_tool_spec", "run_analysers"]
+__all__ = [
+    "ANALYSERS",
+    "DEFAULT_ANALYSER_POOL",
+    "SEMGREP_RULES_ENV",
+    "TOOL_PREFIX",
+    "ToolRun",
+    "is_tool_spec",
+    "plain_finding",
+    "run_analysers",
+]
 
 TOOL_PREFIX = "tool:"
 ANALYSERS = ("ruff", "bandit", "semgrep")
@@ -116,13 +128,14 @@ async def _run_one(member: str, spec: str, target: ReviewTarget, emit: Emit, tim
         lo, hi = target.lines
         findings = [f for f in findings if f.end_line >= lo and f.start_line <= hi]
     latency = time.perf_counter() - started
-    text = json.dumps({"findings": [_plain(f) for f in findings]})
+    text = json.dumps({"findings": [plain_finding(f) for f in findings]})
     emit(CandidateFinished(model=member, text=text, usage=Usage(), latency_s=latency))
     cand = Candidate(model=member, label=member, status="ok", text=text, latency_s=latency)
     return ToolRun(member, cand, tuple(findings))
 
 
-def _plain(f: Finding) -> dict[str, Any]:
+def plain_finding(f: Finding) -> dict[str, Any]:
+    """A finding as the plain data a tool candidate's text holds."""
     return {
         "start_line": f.start_line,
         "end_line": f.end_line,
@@ -206,7 +219,11 @@ async def _bounded(proc: asyncio.subprocess.Process, data: bytes) -> tuple[bytes
 
 def _install_hint(tool: str) -> str:
     if tool == "semgrep":
-        return "Install semgrep (pip install semgrep) so that `semgrep` is on PATH, or drop tool:semgrep from the pool."
+        # In fusion's own environment semgrep's pins would downgrade click and jsonschema.
+        return (
+            "Install semgrep in its own environment (pipx install semgrep) so that `semgrep` is on PATH, "
+            "or drop tool:semgrep from the pool."
+        )
     return f"Install the review extra: pip install 'model-fusion[review]' (it brings {tool})."
 
 
@@ -369,10 +386,19 @@ async def _bandit(member: str, target: ReviewTarget, timeout_s: float) -> list[F
 _SEMGREP_SEVERITY: dict[str, Any] = {"ERROR": "error", "WARNING": "warning", "INFO": "info"}
 
 
+def _semgrep_binary() -> str | None:
+    """semgrep on PATH, else beside this Python (an environment that is not activated)."""
+    found = shutil.which("semgrep")
+    if found is None:
+        beside = Path(sys.executable).parent / "semgrep"
+        found = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+    return found
+
+
 async def _semgrep(member: str, target: ReviewTarget, timeout_s: float) -> list[Finding]:
     from fusion_core.findings import Finding
 
-    binary = shutil.which("semgrep")
+    binary = _semgrep_binary()
     if binary is None:
         raise ConfigError("tool:semgrep is not on PATH", hint=_install_hint("semgrep"))
     rules = os.environ.get(SEMGREP_RULES_ENV) or next((r for r in SEMGREP_RULE_FILES if Path(r).exists()), None)
@@ -381,14 +407,21 @@ async def _semgrep(member: str, target: ReviewTarget, timeout_s: float) -> list[
             "tool:semgrep has no rules to run (offline, it cannot fetch a registry ruleset)",
             hint=f"Add {SEMGREP_RULE_FILES[0]} to the project, or set {SEMGREP_RULES_ENV} to a rules file.",
         )
+    if not Path(rules).exists():
+        raise ConfigError(f"tool:semgrep: the rules file {rules} does not exist", hint=f"Check {SEMGREP_RULES_ENV}.")
     import tempfile
 
     suffix = Path(target.path).suffix or ".txt"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"code{suffix}"
         path.write_text(target.text, encoding="utf-8")
-        argv = [binary, "scan", "--json", "--quiet", "--metrics", "off", "--config", os.path.abspath(rules), str(path)]
-        data = await _execute("semgrep", argv, "", None, timeout_s)
+        # Offline: no metrics, and no version check (it waits on the network before scanning).
+        argv = [binary, "scan", "--json", "--quiet", "--metrics", "off", "--disable-version-check"]
+        # Run beside the rules file: semgrep prefixes a rule's id with the rules file's folder
+        # as seen from the working directory, so this keeps the ids as the file writes them.
+        rules_path = Path(rules).resolve()
+        argv += ["--config", rules_path.name, str(path)]
+        data = await _execute("semgrep", argv, "", str(rules_path.parent), timeout_s)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, list):
         raise BadResponse("tool:semgrep printed JSON without results", model=member)
@@ -405,12 +438,31 @@ async def _semgrep(member: str, target: ReviewTarget, timeout_s: float) -> list[
                 start_line=start,
                 end_line=max(start, end or start),
                 severity=_SEMGREP_SEVERITY.get(str(extra.get("severity")), "warning"),
-                category="security" if "security" in rule else "bug",
+                category=_semgrep_category(rule, extra.get("metadata")),
                 message=f"{rule}: {str(extra.get('message', '')).strip()}"[:500],
                 rule=f"semgrep/{rule}",
             )
         )
     return found
+
+
+# semgrep rules name their category in metadata (the registry's convention).
+_SEMGREP_CATEGORIES = {
+    "security": "security",
+    "correctness": "bug",
+    "performance": "performance",
+    "maintainability": "style",
+    "best-practice": "style",
+    "error-handling": "error-handling",
+    "concurrency": "concurrency",
+}
+
+
+def _semgrep_category(rule: str, metadata: Any) -> str:
+    declared = metadata.get("category") if isinstance(metadata, dict) else None
+    if isinstance(declared, str) and declared.lower() in _SEMGREP_CATEGORIES:
+        return _SEMGREP_CATEGORIES[declared.lower()]
+    return "security" if "security" in rule else "bug"
 
 
 def _row_semgrep(item: Any, key: str) -> int | None:

@@ -30,10 +30,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="measure whether a pool beats its members on a task set (needs the [eval] extra)",
         description="Run every pool member alone and each fusion mode on the same samples, "
         "then print accuracy, paired tests, cost and latency. Tasks: HumanEval-style JSONL, "
-        "generic JSONL (input, target) or path/task.py@name.",
+        "generic JSONL (input, target) or path/task.py@name. A review dev set (a folder with "
+        "manifest.jsonl, e.g. examples/evals/review) measures review quality instead: recall and "
+        "precision of each reviewer and of the fused review.",
     )
-    parser.add_argument("tasks", help="a .jsonl file or path/task.py@name")
-    parser.add_argument("--pool", required=True, help="comma-separated model specs, SPEC*N, or @name")
+    parser.add_argument("tasks", help="a .jsonl file, path/task.py@name, or a review dev set folder")
+    parser.add_argument(
+        "--pool", help="comma-separated model specs, SPEC*N, or @name (review sets: default the review pool)"
+    )
     parser.add_argument("--modes", default="best-of", help="comma-separated fusion modes (default best-of)")
     parser.add_argument(
         "--judge", action="append", default=[], help="a judge; repeat (or comma-separate) to compare judges"
@@ -54,6 +58,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Run ``fusion eval``; FusionErrors propagate to main's one-line reporting."""
+    from fusion_core.eval.findings_score import is_review_set
+
+    if is_review_set(args.tasks):
+        return _run_review(args, config)
+    if not args.pool:
+        raise ConfigError("fusion eval needs --pool for this task set", hint="Pass --pool SPEC,SPEC or --pool @name.")
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     for mode in modes:
         if mode not in MODES:
@@ -67,9 +77,26 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from fusion_core.eval import require_inspect
 
     require_inspect()
-    from fusion_core.eval.run import EvalOptions, evaluate
+    from fusion_core.eval.run import evaluate
 
-    options = EvalOptions(
+    options = _options(args, modes, judges, err)
+    report = evaluate(options, config=config)
+    if args.json:
+        print(report.to_json())
+    else:
+        Console(highlight=False, soft_wrap=True).print(report.table(), markup=False)
+    out = Path(report.log_dir).parent if report.log_dir else None
+    if out is not None:
+        err.print(f"report: {escape(str(out / 'report.json'))}, chart: {escape(str(out / 'chart.png'))}")
+        err.print(f"logs: {escape(str(report.log_dir))} (inspect view --log-dir {escape(str(report.log_dir))})")
+    sys.stdout.flush()
+    return 0
+
+
+def _options(args: argparse.Namespace, modes: tuple[str, ...], judges: tuple[str, ...], err: Console) -> Any:
+    from fusion_core.eval.run import EvalOptions
+
+    return EvalOptions(
         tasks=args.tasks,
         pool=args.pool,
         modes=modes or ("best-of",),
@@ -87,14 +114,39 @@ def run(args: argparse.Namespace, config: Config) -> int:
         display="full" if err.is_terminal else "none",
         config_path=Path(args.config) if getattr(args, "config", None) else None,
     )
-    report = evaluate(options, config=config)
+
+
+def _run_review(args: argparse.Namespace, config: Config) -> int:
+    """``fusion eval DEV_SET``: recall and precision of each reviewer and of the fused review."""
+    for flag, given in (
+        ("--modes", args.modes != "best-of"),
+        ("--judge", bool(args.judge)),
+        ("--scorer", args.scorer is not None),
+        ("--grader", args.grader is not None),
+        ("--epochs", args.epochs != 1),
+    ):
+        if given:
+            raise ConfigError(f"{flag} does not apply to a review dev set", hint="Leave it out.")
+    if args.limit is not None and args.limit <= 0:
+        raise ConfigError(f"--limit must be positive, not {args.limit}")
+    err = Console(stderr=True)
+    from fusion_core.eval import require_inspect
+
+    require_inspect()
+    from fusion_core.cli.review_cmd import OFFLINE_NOTICE, review_pool
+    from fusion_core.eval.review_task import evaluate_review
+
+    pool, offline = review_pool(args.pool, config)
+    if offline:
+        print(OFFLINE_NOTICE, file=sys.stderr)
+    report = evaluate_review(_options(args, ("best-of",), (), err), pool, config)
     if args.json:
         print(report.to_json())
     else:
         Console(highlight=False, soft_wrap=True).print(report.table(), markup=False)
-    out = Path(report.log_dir).parent if report.log_dir else None
-    if out is not None:
-        err.print(f"report: {escape(str(out / 'report.json'))}, chart: {escape(str(out / 'chart.png'))}")
+    if report.log_dir:
+        out = Path(report.log_dir).parent
+        err.print(f"report: {escape(str(out / 'report.json'))}, table: {escape(str(out / 'report.md'))}")
         err.print(f"logs: {escape(str(report.log_dir))} (inspect view --log-dir {escape(str(report.log_dir))})")
     sys.stdout.flush()
     return 0

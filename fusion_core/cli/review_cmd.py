@@ -45,7 +45,7 @@ from fusion_core.review import (
 )
 from fusion_core.review_diff import scope_to_changes
 
-__all__ = ["add_parser", "run"]
+__all__ = ["OFFLINE_NOTICE", "add_parser", "review_pool", "run"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_NO_REVIEWER = 0, 1, 2, 3
 OFFLINE_NOTICE = NO_LLM_NOTICE[:-1] + ", or pass --pool."
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError("--diff and --staged cannot be combined", hint="Use one of them.")
     if args.max_cost is not None and args.max_cost < 0:
         raise ConfigError("--max-cost must not be negative")
-    pool, offline = _pool(args.pool, config)
+    pool, offline = review_pool(args.pool, config)
     if offline:
         print(OFFLINE_NOTICE, file=sys.stderr)
     if args.diff is not None or args.staged:
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def _pool(flag: str | None, config: Config) -> tuple[tuple[str, ...], bool]:
+def review_pool(flag: str | None, config: Config) -> tuple[tuple[str, ...], bool]:
+    """The review pool from ``--pool``, ``[pools.review]`` or the defaults; also whether it is the offline one."""
     if flag:
         flag = flag.strip()
         if flag.startswith("@"):

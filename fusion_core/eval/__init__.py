@@ -8,11 +8,16 @@ The Python API (inspect_ai is imported only when an evaluation runs)::
     print(report)     # the table
     report.to_dict()  # the JSON shape of `fusion eval --json`
 
+    # review quality on a dev set (a folder with manifest.jsonl): recall and precision
+    # of each reviewer and of the fused review at each agreement threshold
+    quality = evaluate_review("examples/evals/review", pool=("tool:ruff", "tool:bandit"))
+
 Needs the ``[eval]`` extra: ``pip install 'model-fusion[eval]'``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +25,9 @@ from fusion_core.eval.report import EvalReport, PairedResult, Row, SampleRecord
 
 if TYPE_CHECKING:
     from fusion_core.config import Config
+    from fusion_core.eval.review_report import ReviewReport
 
-__all__ = ["EvalReport", "PairedResult", "Row", "SampleRecord", "evaluate", "require_inspect"]
+__all__ = ["EvalReport", "PairedResult", "Row", "SampleRecord", "evaluate", "evaluate_review", "require_inspect"]
 
 
 def require_inspect() -> None:
@@ -68,10 +74,38 @@ def evaluate(
         out_dir=Path(out_dir) if out_dir is not None else None,
         **options,
     )
-    return _outside_running_loop(lambda: run_evaluation(chosen, config=config))
+    report: EvalReport = _outside_running_loop(lambda: run_evaluation(chosen, config=config))
+    return report
 
 
-def _outside_running_loop(call: Any) -> EvalReport:
+def evaluate_review(
+    dev_set: str | Path,
+    *,
+    pool: Sequence[str],
+    limit: int | None = None,
+    timeout_s: float | None = None,
+    out_dir: str | Path | None = None,
+    config: Config | None = None,
+) -> ReviewReport:
+    """Review every file of a review dev set with ``pool``; recall and precision per reviewer and fused."""
+    require_inspect()
+    from fusion_core.config import load_config
+    from fusion_core.eval.review_task import evaluate_review as run_review
+    from fusion_core.eval.run import EvalOptions
+
+    chosen = EvalOptions(
+        tasks=str(dev_set),
+        pool=",".join(pool),
+        limit=limit,
+        timeout_s=timeout_s,
+        out_dir=Path(out_dir) if out_dir is not None else None,
+    )
+    resolved = config or load_config()
+    report: ReviewReport = _outside_running_loop(lambda: run_review(chosen, tuple(pool), resolved))
+    return report
+
+
+def _outside_running_loop(call: Any) -> Any:
     """Run ``call`` here, or in a worker thread when this thread already runs an event loop (Jupyter)."""
     import asyncio
     import concurrent.futures
@@ -79,7 +113,6 @@ def _outside_running_loop(call: Any) -> EvalReport:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        report: EvalReport = call()
-        return report
+        return call()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()  # type: ignore[no-any-return]
+        return pool.submit(call).result()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from fusion_core.eval.stats import judge_efficiency, mean_ci95, pareto_front, percentile, sign_test
 
-__all__ = ["EvalReport", "PairedResult", "Row", "SampleRecord", "build_report"]
+__all__ = ["EvalReport", "PairedResult", "Row", "SampleRecord", "build_report", "markdown_table", "text_table"]
 
 Kind = Literal["member", "fusion", "oracle"]
 ORACLE = "oracle (any candidate)"
@@ -163,18 +163,11 @@ class EvalReport:
 
     def table(self) -> str:
         """The table as aligned plain text, with its footnotes."""
-        lines = self.table_rows()
-        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-        text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-        text.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(text + [""] + self.footnotes())
+        return "\n".join([text_table(self.table_rows()), "", *self.footnotes()])
 
     def markdown(self) -> str:
         """The table in Markdown (for a README)."""
-        lines = self.table_rows()
-        out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
-        out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines[1:]]
-        return "\n".join(out + [""] + [f"{n}  " for n in self.footnotes()])
+        return "\n".join([markdown_table(self.table_rows()), "", *(f"{n}  " for n in self.footnotes())])
 
     def footnotes(self) -> list[str]:
         notes = []
@@ -316,6 +309,21 @@ def _with_efficiency(row: Row, base: Row, oracle: Row) -> Row:
     if row.partial_credit is not None and base.partial_credit is not None and oracle.partial_credit is not None:
         eff["partial"] = judge_efficiency(row.partial_credit, base.partial_credit, oracle.partial_credit)
     return replace(row, judge_efficiency=eff)
+
+
+def text_table(lines: list[list[str]]) -> str:
+    """Header and rows of cells as aligned plain text, a rule under the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
+def markdown_table(lines: list[list[str]]) -> str:
+    """Header and rows of cells as a Markdown table."""
+    out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines[1:]]
+    return "\n".join(out)
 
 
 def _pct(value: float | None) -> str:

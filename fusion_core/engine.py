@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
+from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo, Preloadable
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
 from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
 from fusion_core.config import Config
@@ -243,6 +243,7 @@ class Fusion:
         )
         for notice in plan.notices:
             emit(Notice(message=notice))
+        load_s = await self._load_models(plan)
         rounds = await self._rounds(plan, emit)
         final = [_priced(c, catalog.info(*plan.backends[c.model])) for c in _latest_answers(rounds)]
         rounds = [[_priced(c, catalog.info(*plan.backends[c.model])) for c in rnd] for rnd in rounds]
@@ -270,7 +271,21 @@ class Fusion:
             wall_s=self._clock() - started,
             rounds=tuple(tuple(r) for r in rounds) if settings.mode == "debate" else (),
             warnings=plan.notices,
+            load_s=load_s,
         )
+
+    async def _load_models(self, plan: _Plan) -> float:
+        """Load the run's in-process models together before any candidate starts; the seconds it took."""
+        loadable: dict[int, Preloadable] = {}
+        for backend in [b for b, _ in plan.backends.values()] + [plan.judge_backend]:
+            if isinstance(backend, Preloadable):
+                loadable[id(backend)] = backend
+        if not loadable:
+            return 0.0
+        started = self._clock()
+        # A model that cannot load fails its candidates with the same error, as data.
+        await asyncio.gather(*(backend.load() for backend in loadable.values()), return_exceptions=True)
+        return self._clock() - started
 
     async def _rounds(self, plan: _Plan, emit: Callable[[Event], None]) -> list[list[Candidate]]:
         settings = plan.settings

@@ -175,6 +175,16 @@ class Backend(Protocol):
 
 
 @runtime_checkable
+class Preloadable(Protocol):
+    """Optional: a backend with weights to load (in-process models); the engine loads them
+    before the candidates start, so a candidate's latency does not include the load."""
+
+    async def load(self) -> None:
+        """Load now (once; later calls return at once)."""
+        ...
+
+
+@runtime_checkable
 class ModelCatalog(Protocol):
     """Optional: a backend that can list its models (prices, structured output support)."""
 

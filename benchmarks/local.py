@@ -41,13 +41,14 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fusion_core.backends.base import ChatRequest, Message, complete
+from fusion_core.backends.base import ChatRequest, complete
 from fusion_core.backends.llama import LlamaBackend, LoadSettings, LocalModel, local_backend
 from fusion_core.config import LocalConfig
 from fusion_core.local_models import prepare_embedded_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_batch import batch_table, measure_batches, measure_threads, threads_table  # noqa: E402
+from local_batch import request as prompt_request  # noqa: E402
 
 DEFAULT_MAX_TOKENS = 64
 DEFAULT_SEED = 42
@@ -88,13 +89,7 @@ PROMPT = (
 
 def request(max_tokens: int, seed: int) -> ChatRequest:
     """The one request every measurement sends (only the seed varies in a pool)."""
-    return ChatRequest(
-        model="gemma-3-270m",
-        messages=(Message("user", PROMPT),),
-        temperature=TEMPERATURE,
-        max_tokens=max_tokens,
-        seed=seed,
-    )
+    return prompt_request(PROMPT, max_tokens, seed)
 
 
 async def cold(backend: LlamaBackend) -> None:

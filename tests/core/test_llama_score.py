@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from fusion_core.backends.llama import LlamaBackend, LoadSettings, local_backend
 from fusion_core.backends.llama_hardware import gpu_layers_for
 from fusion_core.config import LocalConfig, parse_config
+from tests.core.fusion_cli import fusion
 
 PROMPT = "def is_even(n):\n    "
 CANDIDATES = [
@@ -69,14 +68,7 @@ def test_sequences_threads_and_gpu_layers_come_from_the_config(caplog: pytest.Lo
 def test_the_model_load_is_reported_apart_from_the_candidates(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
     pool = ["--pool", "local/gemma-3-270m*2", "--judge", "likelihood:local/gemma-3-270m", "--max-tokens", "8"]
-    run = subprocess.run(
-        [sys.executable, "-m", "fusion_core", "run", "def add(a, b):\n", *pool, "--json"],
-        env=dict(env, COLUMNS="400"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = fusion(dict(env, COLUMNS="400"), "run", "def add(a, b):\n", *pool, "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["load_s"] > 0

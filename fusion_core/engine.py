@@ -275,9 +275,12 @@ class Fusion:
         )
 
     async def _load_models(self, plan: _Plan) -> float:
-        """Load the run's in-process models together before any candidate starts; the seconds it took."""
+        """Load the pool's in-process models together before any candidate starts; the seconds it took.
+
+        A judge that is not in the pool still loads when it is needed, overlapping remote candidates.
+        """
         loadable: dict[int, Preloadable] = {}
-        for backend in [b for b, _ in plan.backends.values()] + [plan.judge_backend]:
+        for backend, _ in plan.backends.values():
             if isinstance(backend, Preloadable):
                 loadable[id(backend)] = backend
         if not loadable:

@@ -25,7 +25,7 @@ CANDIDATES = [
     "return not n & 1\n",
 ]
 # Batched logits are not bit-identical to one sequence's; the mean log-probability per
-# token moved by at most 0.02 nats here (README: "Local performance").
+# token moved by at most 0.04 nats in the benchmark (README: "Benchmarks").
 BATCHED_TOLERANCE = 0.05
 
 

@@ -12,16 +12,15 @@ prompt, seeds and token limit:
 (b) a 3-sample pool of one model (asyncio.gather: one batched decode) ÷ 3 × one
     cold sample: below 1 from the shared prefill and the batch;
 (c) peak RSS of a 3-member pool ÷ a single member, each in a fresh subprocess
-    (target ≈ 1.0: the weights load once);
+    (target ≈ 1.0: the weights load once), and the peak RSS of ``*5`` and ``*8``;
 (d) the likelihood judge: scoring the 3 samples right after the pool (the prompt
     is still cached) ÷ the pool's generation time (target ≤ 0.25); (d') the same
     from a cold cache, which adds the prompt's prefill;
-(e) batched sampling: a pool of 5 samples, decoded as one multi-sequence batch, ÷
-    the same 5 seeds each run alone (target ≤ 0.65 on 2 cores), and tokens/s per
-    sequence and in total for batches of 1, 3 and 5. The load average is recorded,
-    because other processes on the machine change every figure.
+(e), (f), (g): batched sampling for 1, 2, 3, 5 and 8 sequences, batched scoring and
+    the thread counts (see ``benchmarks/local_batch.py``). The load average is
+    recorded, because other processes on the machine change every figure.
 
-``--only batch`` runs (e) alone.
+``--only batch`` runs (e) and (f) alone, ``--only threads`` (g).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -43,16 +41,20 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fusion_core.backends.base import ChatRequest, Message, complete
+from fusion_core.backends.base import ChatRequest, complete
 from fusion_core.backends.llama import LlamaBackend, LoadSettings, LocalModel, local_backend
 from fusion_core.config import LocalConfig
 from fusion_core.local_models import prepare_embedded_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_batch import batch_table, measure_batches, measure_threads, threads_table  # noqa: E402
+from local_batch import request as prompt_request  # noqa: E402
 
 DEFAULT_MAX_TOKENS = 64
 DEFAULT_SEED = 42
 DEFAULT_REPS = 3
 POOL_SIZE = 3
-BATCH_SIZES = (1, 3, 5)
+RSS_POOLS = (1, POOL_SIZE, 5, 8)
 TEMPERATURE = 0.8
 N_CTX = 2048
 # A few hundred tokens of context, as an editor or notebook would send: prefill matters.
@@ -87,13 +89,7 @@ PROMPT = (
 
 def request(max_tokens: int, seed: int) -> ChatRequest:
     """The one request every measurement sends (only the seed varies in a pool)."""
-    return ChatRequest(
-        model="gemma-3-270m",
-        messages=(Message("user", PROMPT),),
-        temperature=TEMPERATURE,
-        max_tokens=max_tokens,
-        seed=seed,
-    )
+    return prompt_request(PROMPT, max_tokens, seed)
 
 
 async def cold(backend: LlamaBackend) -> None:
@@ -134,68 +130,19 @@ async def timed_pool(backend: LlamaBackend, max_tokens: int, seeds: list[int]) -
     return time.perf_counter() - start, sum(tokens for _, tokens, _ in results)
 
 
-async def measure_batches(backend: LlamaBackend, args: argparse.Namespace) -> dict[str, Any]:
-    """(e) pools decoded as one batch vs their samples alone, alternating, prompt warm."""
-    load_before = os.getloadavg()
-    biggest = max(BATCH_SIZES)
-    await timed_sample(backend, args.max_tokens, args.seed)  # the prompt is cached from here on
-    walls: dict[int, list[float]] = {n: [] for n in BATCH_SIZES}
-    tokens: dict[int, list[int]] = {n: [] for n in BATCH_SIZES}
-    ratios, alone_walls, alone_tokens = [], [], []
-    for rep in range(args.reps):
-        seeds = [args.seed + 100 * rep + i for i in range(biggest)]
-        for n in BATCH_SIZES:
-            wall, count = await timed_pool(backend, args.max_tokens, seeds[:n])
-            walls[n].append(wall)
-            tokens[n].append(count)
-        singles = [await timed_sample(backend, args.max_tokens, seed) for seed in seeds]
-        alone_walls.append(sum(wall for wall, _, _ in singles))
-        alone_tokens.append(sum(count for _, count, _ in singles))
-        ratios.append(walls[biggest][-1] / alone_walls[-1])
-    result: dict[str, Any] = {
-        f"e_pool{biggest}_wall_vs_{biggest}x_single": round(statistics.median(ratios), 3),
-        f"e_pool{biggest}_s": round(statistics.median(walls[biggest]), 3),
-        f"e_{biggest}_singles_s": round(statistics.median(alone_walls), 3),
-        f"e_{biggest}_singles_tokens_per_s": round(sum(alone_tokens) / sum(alone_walls), 1),
-        "e_load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "e_cores": len(os.sched_getaffinity(0)),
-    }
-    for n in BATCH_SIZES:
-        total = sum(tokens[n]) / sum(walls[n])
-        result[f"e_batch{n}_total_tokens_per_s"] = round(total, 1)
-        result[f"e_batch{n}_per_sequence_tokens_per_s"] = round(total / n, 1)
-    return result
-
-
 async def measure_batch_only(args: argparse.Namespace) -> dict[str, Any]:
-    """Just (e), on a freshly loaded model."""
-    config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir, n_threads=args.threads)
+    """Just (e) and (f), on a freshly loaded model."""
+    config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir, n_threads=args.threads, n_threads_batch=args.threads)
     backend, _ = local_backend("local/gemma-3-270m", config)
     await backend.load()
     head = {"model": "local/gemma-3-270m", "max_tokens": args.max_tokens, "reps": args.reps, "threads": args.threads}
-    return head | await measure_batches(backend, args)
-
-
-def batch_table(results: dict[str, Any]) -> str:
-    """(e) as text: the pool ratio, then tokens/s per batch size."""
-    biggest = max(BATCH_SIZES)
-    lines = [
-        f"(e) pool of {biggest} ÷ {biggest} × one sample: {results[f'e_pool{biggest}_wall_vs_{biggest}x_single']:.3f}"
-        f" (target ≤ 0.65; {results[f'e_pool{biggest}_s']} s vs {results[f'e_{biggest}_singles_s']} s alone;"
-        f" load average {results['e_load_average_before_after']} on {results['e_cores']} cores)",
-        f"{'batch':>5} {'total tok/s':>12} {'per sequence':>13}",
-    ]
-    lines += [
-        f"{n:>5} {results[f'e_batch{n}_total_tokens_per_s']:>12} {results[f'e_batch{n}_per_sequence_tokens_per_s']:>13}"
-        for n in BATCH_SIZES
-    ]
-    return "\n".join(lines)
+    return head | await measure_batches(backend, PROMPT, args)
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run (c) in subprocesses first (they would inherit this process's RSS), then (a), (b), (d)."""
     path = prepare_embedded_model(args.cache_dir)
-    rss = {n: rss_of_pool(n, args) for n in (1, POOL_SIZE)}
+    rss = {n: rss_of_pool(n, args) for n in RSS_POOLS}
     c = rss[POOL_SIZE] / rss[1]
 
     config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir)
@@ -246,29 +193,35 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     pool_s = statistics.median(pools)
     d_warm = statistics.median(warm_scores) / pool_s
     d_cold = statistics.median(cold_scores) / pool_s
-    e = await measure_batches(backend, args)
+    e = await measure_batches(backend, PROMPT, args)
+    g = await measure_threads(PROMPT, args)
 
-    return e | {
-        "model": "local/gemma-3-270m (Gemma 3 270M base, Q4_K_M)",
-        "max_tokens": args.max_tokens,
-        "seed": args.seed,
-        "reps": args.reps,
-        "prompt_tokens": len(backend.model.llama.tokenize(PROMPT.encode())),
-        "a_stream_vs_direct_tokens_per_s": round(a, 3),
-        "a_backend_tokens_per_s": round(statistics.median(ours), 1),
-        "a_direct_tokens_per_s": round(statistics.median(theirs), 1),
-        "b_pool3_wall_vs_3x_single": round(b, 3),
-        "b_pool3_s": round(pool_s, 3),
-        "b_3_singles_s": round(statistics.median(alone), 3),
-        "c_peak_rss_pool3_vs_single": round(c, 3),
-        "c_peak_rss_single_mb": round(rss[1] / 1024, 1),
-        "c_peak_rss_pool3_mb": round(rss[POOL_SIZE] / 1024, 1),
-        "d_score3_vs_pool3_generation": round(d_warm, 3),
-        "d_score3_cold_vs_pool3_generation": round(d_cold, 3),
-        "d_score3_s": round(statistics.median(warm_scores), 3),
-        "d_score3_cold_s": round(statistics.median(cold_scores), 3),
-        "d_scores": [round(s, 3) for s in scores],
-    }
+    return (
+        e
+        | g
+        | {f"c_peak_rss_pool{n}_mb": round(rss[n] / 1024, 1) for n in RSS_POOLS}
+        | {
+            "model": "local/gemma-3-270m (Gemma 3 270M base, Q4_K_M)",
+            "max_tokens": args.max_tokens,
+            "seed": args.seed,
+            "reps": args.reps,
+            "prompt_tokens": len(backend.model.llama.tokenize(PROMPT.encode())),
+            "a_stream_vs_direct_tokens_per_s": round(a, 3),
+            "a_backend_tokens_per_s": round(statistics.median(ours), 1),
+            "a_direct_tokens_per_s": round(statistics.median(theirs), 1),
+            "b_pool3_wall_vs_3x_single": round(b, 3),
+            "b_pool3_s": round(pool_s, 3),
+            "b_3_singles_s": round(statistics.median(alone), 3),
+            "c_peak_rss_pool3_vs_single": round(c, 3),
+            "c_peak_rss_single_mb": round(rss[1] / 1024, 1),
+            "c_peak_rss_pool3_mb": round(rss[POOL_SIZE] / 1024, 1),
+            "d_score3_vs_pool3_generation": round(d_warm, 3),
+            "d_score3_cold_vs_pool3_generation": round(d_cold, 3),
+            "d_score3_s": round(statistics.median(warm_scores), 3),
+            "d_score3_cold_s": round(statistics.median(cold_scores), 3),
+            "d_scores": [round(s, 3) for s in scores],
+        }
+    )
 
 
 def rss_of_pool(members: int, args: argparse.Namespace) -> int:
@@ -281,10 +234,12 @@ def rss_of_pool(members: int, args: argparse.Namespace) -> int:
 
 
 async def rss_child(members: int, args: argparse.Namespace) -> None:
-    """Print this process's peak RSS after a pool of ``members`` samples of one model."""
+    """Print this process's peak RSS after a pool of ``members`` samples of one model and
+    the likelihood judge scoring them, as a ``fusion run`` of that pool does."""
     config = LocalConfig(n_ctx=N_CTX, cache_dir=args.cache_dir)
     backends = [local_backend("local/gemma-3-270m", config)[0] for _ in range(members)]
-    await asyncio.gather(*(complete(b, request(args.max_tokens, i)) for i, b in enumerate(backends)))
+    done = await asyncio.gather(*(complete(b, request(args.max_tokens, i)) for i, b in enumerate(backends)))
+    await backends[0].score(PROMPT, [d.text or " " for d in done])
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
@@ -310,6 +265,12 @@ def table(results: dict[str, Any]) -> str:
             f"{results['c_peak_rss_pool3_mb']} vs {results['c_peak_rss_single_mb']} MB",
         ),
         (
+            "(c') peak RSS pool of 8 ÷ single",
+            results["c_peak_rss_pool8_mb"] / results["c_peak_rss_pool1_mb"],
+            "",
+            f"{results['c_peak_rss_pool5_mb']} MB for *5, {results['c_peak_rss_pool8_mb']} MB for *8",
+        ),
+        (
             "(d) score 3 ÷ pool generation",
             results["d_score3_vs_pool3_generation"],
             "≤ 0.25",
@@ -333,10 +294,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS)
+    parser.add_argument("--thread-reps", type=int, default=None, help="repetitions of (g); default --reps")
     parser.add_argument("--cache-dir", default=None, help="where the embedded model is assembled")
     parser.add_argument("--json", dest="json_path", default=None, help="write results here ('-': stdout)")
-    parser.add_argument("--only", choices=["batch"], default=None, help="run one measurement alone")
-    parser.add_argument("--threads", type=int, default=None, help="[local] n_threads for --only batch")
+    parser.add_argument("--only", choices=["batch", "threads"], default=None, help="run one part alone")
+    parser.add_argument("--threads", type=int, default=None, help="[local] n_threads(_batch) for --only batch")
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -345,10 +307,14 @@ def main() -> None:
     if args.only == "batch":
         results = asyncio.run(measure_batch_only(args))
         print(batch_table(results))
+    elif args.only == "threads":
+        results = asyncio.run(measure_threads(PROMPT, args))
+        print(threads_table(results))
     else:
         results = asyncio.run(measure(args))
         print(table(results))
         print(batch_table(results))
+        print(threads_table(results))
     if args.json_path == "-":
         print(json.dumps(results, indent=2))
     elif args.json_path:

@@ -46,6 +46,7 @@ CONFIG_ENV = "FUSION_CONFIG"
 _POOL_KEYS = {spec.key for spec in specs_in("pool")}
 _ENDPOINT_KEYS = {"base_url", "api_key_env", "attribution"}
 _LOCAL_KEYS = {"models", "n_ctx", "n_gpu_layers", "n_threads", "instruct", "cache_dir"}
+_LOCAL_KEYS |= {"n_threads_batch", "n_seq_max"}  # prefill threads; sequences decoded together
 _TOP_KEYS = {"local_only", "default_pool", "endpoints", "pools", "local", "max_concurrency", "cost_cap_usd", "lsp"}
 _TOP_KEYS |= {"limits"}  # byte limits on what endpoints send: fusion_core.limits
 
@@ -95,6 +96,9 @@ class LocalConfig:
     n_ctx: int | None = None
     n_gpu_layers: int | None = None
     n_threads: int | None = None
+    n_threads_batch: int | None = None
+    # 1: a pool's samples, and the likelihood judge's candidates, run one after another.
+    n_seq_max: int | None = None
     # Overrides the GGUF metadata's answer to "is this an instruction-tuned model?"
     instruct: bool | None = None
     cache_dir: str | None = None
@@ -179,6 +183,8 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         n_ctx=checker.opt(local_data, "n_ctx", int),
         n_gpu_layers=checker.opt(local_data, "n_gpu_layers", int),
         n_threads=checker.opt(local_data, "n_threads", int),
+        n_threads_batch=checker.opt(local_data, "n_threads_batch", int),
+        n_seq_max=checker.opt(local_data, "n_seq_max", int),
         instruct=checker.opt(local_data, "instruct", bool),
         cache_dir=checker.opt(local_data, "cache_dir", str),
     )

@@ -16,7 +16,16 @@ from typing import Any
 
 import httpx
 
-from fusion_core.backends.base import Backend, ChatRequest, InstructAware, Message, ModelCatalog, ModelInfo, Scorer
+from fusion_core.backends.base import (
+    Backend,
+    ChatRequest,
+    InstructAware,
+    Message,
+    ModelCatalog,
+    ModelInfo,
+    Preloadable,
+    Scorer,
+)
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
 from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
 from fusion_core.config import Config
@@ -243,6 +252,7 @@ class Fusion:
         )
         for notice in plan.notices:
             emit(Notice(message=notice))
+        load_s = await self._load_models(plan)
         rounds = await self._rounds(plan, emit)
         final = [_priced(c, catalog.info(*plan.backends[c.model])) for c in _latest_answers(rounds)]
         rounds = [[_priced(c, catalog.info(*plan.backends[c.model])) for c in rnd] for rnd in rounds]
@@ -271,7 +281,24 @@ class Fusion:
             wall_s=self._clock() - started,
             rounds=tuple(tuple(r) for r in rounds) if mode.revises else (),
             warnings=plan.notices,
+            load_s=load_s,
         )
+
+    async def _load_models(self, plan: _Plan) -> float:
+        """Load the pool's in-process models together before any candidate starts; the seconds it took.
+
+        A judge that is not in the pool still loads when it is needed, overlapping remote candidates.
+        """
+        loadable: dict[int, Preloadable] = {}
+        for backend, _ in plan.backends.values():
+            if isinstance(backend, Preloadable):
+                loadable[id(backend)] = backend
+        if not loadable:
+            return 0.0
+        started = self._clock()
+        # A model that cannot load fails its candidates with the same error, as data.
+        await asyncio.gather(*(backend.load() for backend in loadable.values()), return_exceptions=True)
+        return self._clock() - started
 
     async def _rounds(self, plan: _Plan, emit: Callable[[Event], None]) -> list[list[Candidate]]:
         """Round 1's independent answers, then whatever revision rounds the mode asks for."""

@@ -128,6 +128,9 @@ class FusionResult:
     wall_s: float
     rounds: tuple[tuple[Candidate, ...], ...] = ()
     warnings: tuple[str, ...] = ()
+    # Seconds spent loading in-process models before the candidates started: part of
+    # ``wall_s``, not of any candidate's latency.
+    load_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "answer", scrub_known(self.answer))
@@ -148,6 +151,7 @@ class FusionResult:
             "usage": self.usage.to_dict(),
             "wall_s": round(self.wall_s, 4),
             "warnings": list(self.warnings),
+            "load_s": round(self.load_s, 4),
         }
         if self.mode == "debate":
             data["rounds"] = [[c.to_dict() for c in rnd] for rnd in self.rounds]

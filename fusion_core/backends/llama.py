@@ -11,8 +11,9 @@ JSON schema, takes turns, reusing the previous request's evaluated prompt
 
 Generation streams tokens back to the event loop as they are produced;
 closing the stream sets a flag the worker checks before every token. The
-likelihood judge (:meth:`LlamaBackend.score`) decodes only the candidate's
-tokens on top of the cached prompt and reads their logits directly.
+likelihood judge (:meth:`LlamaBackend.score`) decodes the candidates' tokens
+together on top of the cached prompt and reads their logits directly
+(:mod:`fusion_core.backends.llama_score`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from fusion_core.backends.base import ChatRequest, Chunk, Message
 from fusion_core.backends.llama_batch import DONE, MIN_P, TOP_K, TOP_P, SeqJob, batcher_for, common_prefix
 from fusion_core.backends.llama_memory import BACKEND_NAME, LoadSettings, LocalModel
 from fusion_core.backends.llama_prompts import PromptPlan, StopScanner, build_prompt, detect_instruct
+from fusion_core.backends.llama_score import mean_logprobs, refresh_last_logits
 from fusion_core.config import LocalConfig
 from fusion_core.errors import BackendError, BadRequest, FusionError
 from fusion_core.local_models import (
@@ -62,7 +64,6 @@ __all__ = [
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.8
-_common_prefix = common_prefix  # the scorer's name for it
 
 
 @dataclass(frozen=True)
@@ -157,21 +158,28 @@ class LlamaBackend:
             cancel.set()
             job.cancel()
 
-    async def score(self, prompt: str, continuations: Sequence[str], *, reviewer: bool = False) -> list[float]:
+    async def score(
+        self, prompt: str, continuations: Sequence[str], *, reviewer: bool = False, batched: bool = True
+    ) -> list[float]:
         """Each continuation's mean per-token log-probability given ``prompt``.
 
-        With ``reviewer`` (Coder-Reviewer reranking) the mean log-probability of the
-        prompt given the continuation is added; it costs one extra prefill per candidate.
+        The continuations are scored together in one multi-sequence decode over the shared
+        prompt (:mod:`fusion_core.backends.llama_score`); ``batched=False``, or
+        ``[local] n_seq_max = 1``, scores them one after another. With ``reviewer``
+        (Coder-Reviewer reranking) the mean log-probability of the prompt given the
+        continuation is added; it costs one extra prefill per candidate.
         An empty continuation scores ``-inf``.
         """
         await self.load()
+        max_seqs = self.model.settings.n_seq_max if batched else 1
 
         def work() -> list[float]:
+            llm = self.model.llama
             with self.model.lock:
                 try:
-                    return [self._score_one(prompt, text, reviewer) for text in continuations]
+                    return self._score(llm, prompt, continuations, reviewer, max_seqs)
                 finally:
-                    _refresh_last_logits(self.model.llama)
+                    refresh_last_logits(llm)
 
         try:
             return await self.model.run(work)
@@ -179,6 +187,24 @@ class LlamaBackend:
             raise
         except Exception as exc:
             raise self._translate(exc, self.model.path.name) from exc
+
+    @staticmethod
+    def _score(
+        llm: llama_cpp.Llama, prompt: str, continuations: Sequence[str], reviewer: bool, max_seqs: int
+    ) -> list[float]:
+        conts = [llm.tokenize(text.encode("utf-8"), add_bos=False) for text in continuations]
+        context = llm.tokenize(prompt.encode("utf-8"), add_bos=True)
+        present = [i for i, cont in enumerate(conts) if cont]
+        scores = [float("-inf")] * len(conts)
+        found = mean_logprobs(llm, context, [conts[i] for i in present], max_seqs=max_seqs)
+        for i, score in zip(present, found, strict=True):
+            scores[i] = score
+        if reviewer:
+            back = llm.tokenize(prompt.encode("utf-8"), add_bos=False)
+            for i in present if back else ():
+                back_context = llm.tokenize(continuations[i].encode("utf-8") + b"\n", add_bos=True)
+                scores[i] += mean_logprobs(llm, back_context, [back], max_seqs=1)[0]
+        return scores
 
     async def prompt_plan(self, messages: Sequence[Message], stop: Sequence[str] = ()) -> PromptPlan:
         """The exact prompt text and stop sequences this model gets for ``messages``."""
@@ -277,20 +303,6 @@ class LlamaBackend:
             )
             emit(Chunk(usage=usage, finish_reason=finish))
 
-    def _score_one(self, prompt: str, continuation: str, reviewer: bool) -> float:
-        llm = self.model.llama
-        cont = llm.tokenize(continuation.encode("utf-8"), add_bos=False)
-        if not cont:
-            return float("-inf")
-        context = llm.tokenize(prompt.encode("utf-8"), add_bos=True)
-        score = _mean_logprob(llm, context, cont)
-        if reviewer:
-            back_context = llm.tokenize(continuation.encode("utf-8") + b"\n", add_bos=True)
-            back = llm.tokenize(prompt.encode("utf-8"), add_bos=False)
-            if back:
-                score += _mean_logprob(llm, back_context, back)
-        return score
-
 
 def _json_grammar(schema: str | None) -> LlamaGrammar | None:
     """A grammar that makes the reply follow ``schema`` (about 2x slower per token), if it converts."""
@@ -303,68 +315,6 @@ def _json_grammar(schema: str | None) -> LlamaGrammar | None:
     except Exception as exc:  # an unsupported schema feature: the reply is then unconstrained
         _log.debug("json_schema not enforced: %s", exc)
         return None
-
-
-def _mean_logprob(llm: llama_cpp.Llama, context: list[int], cont: list[int]) -> float:
-    """Mean over i of log p(cont[i] | context + cont[:i]), computing logits for those rows only.
-
-    The context minus its last token goes through ``Llama.eval`` (so it is cached and
-    shared by every candidate); then [last context token] + cont[:-1] is decoded with
-    logits requested for each position. ``logits_all=True`` would instead compute the
-    262k-wide logits for the whole prompt, which made prefill ~5x slower.
-    """
-    import llama_cpp.llama_cpp as llama_c
-    import numpy as np
-
-    if len(context) + len(cont) > llm.n_ctx():
-        raise BadRequest(
-            f"prompt + candidate is {len(context) + len(cont)} tokens; the context holds {llm.n_ctx()}",
-            backend=BACKEND_NAME,
-            hint="Raise [local] n_ctx in fusion.toml.",
-        )
-    prefix, feed = context[:-1], context[-1:] + cont[:-1]
-    # Llama.eval drops the KV cache past n_tokens, so truncating n_tokens to the shared
-    # prefix is how a cached prompt is kept and the previous candidate thrown away.
-    llm.n_tokens = _common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prefix)
-    llm.eval(prefix[llm.n_tokens :])
-    n_vocab = llm.n_vocab()
-    out = np.empty(len(cont), dtype=np.float64)
-    batch = llama_c.llama_batch_init(llm.n_batch, 0, 1)
-    try:
-        for begin in range(0, len(feed), llm.n_batch):
-            part = feed[begin : begin + llm.n_batch]
-            batch.n_tokens = len(part)
-            for i, token in enumerate(part):
-                batch.token[i] = token
-                batch.pos[i] = len(prefix) + begin + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = True
-            if llama_c.llama_decode(llm.ctx, batch) != 0:
-                raise RuntimeError("llama_decode failed while scoring")
-            rows = np.ctypeslib.as_array(llama_c.llama_get_logits(llm.ctx), shape=(len(part) * n_vocab,)).reshape(
-                len(part), n_vocab
-            )
-            # float32 throughout: a float64 copy of 262k-wide rows costs 10x the softmax itself.
-            top = rows.max(axis=1)
-            log_norm = top + np.log(np.exp(rows - top[:, None]).sum(axis=1))
-            targets = np.asarray(cont[begin : begin + len(part)])
-            out[begin : begin + len(part)] = rows[np.arange(len(part)), targets] - log_norm
-    finally:
-        llama_c.llama_batch_free(batch)
-        # Forget the candidate's tokens; the shared prefix stays cached for the next one.
-        llm.n_tokens = min(llm.n_tokens, len(prefix))
-        llama_c.llama_memory_seq_rm(llama_c.llama_get_memory(llm.ctx), 0, llm.n_tokens, -1)
-    return float(out.mean())
-
-
-def _refresh_last_logits(llm: llama_cpp.Llama) -> None:
-    # Scoring overwrote the context's last logits; Llama.generate samples straight from them
-    # when its prompt is exactly the cached tokens, so re-decode the last cached token.
-    if llm.n_tokens > 0:
-        last = int(llm.input_ids[llm.n_tokens - 1])
-        llm.n_tokens -= 1
-        llm.eval([last])
 
 
 _CACHE_LOCK = threading.Lock()

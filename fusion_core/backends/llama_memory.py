@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fusion_core.backends.llama_hardware import cores, cpu_has_amx, default_threads, gpu_layers_for
 from fusion_core.config import LocalConfig
 from fusion_core.errors import ModelLoadError
 from fusion_core.local_models import LOCAL_EXTRA_HINT, embedded_model_ready, prepare_embedded_model
@@ -48,8 +49,10 @@ __all__ = [
 BACKEND_NAME = "llama.cpp"
 DEFAULT_N_CTX = 2048
 DEFAULT_N_BATCH = 512
-# Sequences one context decodes together (a ``SPEC*N`` pool of up to 8 runs as one batch).
+# Sequences one context decodes together (a ``SPEC*N`` pool of up to 8 runs as one batch);
+# [local] n_seq_max = 1 makes samples and scoring run one after another.
 DEFAULT_N_SEQ_MAX = 8
+MAX_SEQ_MAX = 64
 # KV cells reserved for each extra sequence's reply: the shared prompt is stored once
 # (kv_unified), so a batch of N needs n_ctx + (N - 1) replies' worth of cells.
 SEQ_RESERVE_TOKENS = 256
@@ -284,14 +287,6 @@ def _install_quiet_log() -> None:
         llama_c.llama_log_set(_quiet_log_thunk, ctypes.c_void_p(0))
 
 
-def _cpu_has_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return any(line.startswith("flags") and " amx_tile" in line for line in cpuinfo)
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def _patched_params(*, n_seq_max: int, extra_buffer_types: bool) -> Iterator[None]:
     # Llama() has no n_seq_max, kv_unified or use_extra_bufts argument: swap the params
@@ -329,8 +324,9 @@ class LoadSettings:
     """How to load a model: context size per sequence, GPU layers, CPU threads, batch width."""
 
     n_ctx: int = DEFAULT_N_CTX
-    n_gpu_layers: int = 0
-    n_threads: int = 0  # 0: half the available cores
+    n_gpu_layers: int | None = None  # None: every layer when llama.cpp was built with GPU support
+    n_threads: int = 0  # 0: DEFAULT_THREADS (see threads())
+    n_threads_batch: int = 0  # prefill; 0: DEFAULT_THREADS_BATCH
     n_seq_max: int = DEFAULT_N_SEQ_MAX
 
     def context_cells(self, n_ctx: int) -> int:
@@ -341,15 +337,17 @@ class LoadSettings:
     def from_config(cls, config: LocalConfig) -> LoadSettings:
         """The settings that ``[local]`` in fusion.toml asks for."""
         return cls(
-            n_ctx=config.n_ctx or DEFAULT_N_CTX, n_gpu_layers=config.n_gpu_layers or 0, n_threads=config.n_threads or 0
+            n_ctx=config.n_ctx or DEFAULT_N_CTX,
+            n_gpu_layers=config.n_gpu_layers,
+            n_threads=config.n_threads or 0,
+            n_threads_batch=config.n_threads_batch or 0,
+            n_seq_max=max(1, min(config.n_seq_max or DEFAULT_N_SEQ_MAX, MAX_SEQ_MAX)),
         )
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    def threads(self, cores: int) -> tuple[int, int]:
+        """``(n_threads, n_threads_batch)``: the configured counts, or the defaults for ``cores``."""
+        decode, prefill = default_threads(cores)
+        return self.n_threads or decode, self.n_threads_batch or prefill
 
 
 class LocalModel:
@@ -440,14 +438,13 @@ class LocalModel:
             n_ctx = min(n_ctx, trained_ctx)
         self.n_ctx = n_ctx
         cells = self.settings.context_cells(n_ctx)
-        if not (self.settings.n_gpu_layers and llama_c.llama_supports_gpu_offload()):
+        gpu_build = bool(llama_c.llama_supports_gpu_offload())
+        gpu_layers = gpu_layers_for(self.settings.n_gpu_layers, gpu_build)
+        if not (gpu_layers and gpu_build):  # weights in RAM: they must fit
             estimate = estimate_memory(path.stat().st_size, cells, self.metadata)
             check_memory_fits(estimate, self._memory_probe(), model=str(path))
-        # Half the cores, as llama-cpp-python's own default: ggml's threads spin at every
-        # barrier, so one thread per core collapses when anything else wants the CPU
-        # (on 2 busy cores: 60-110 s instead of 14 s for the README's first command).
-        threads = self.settings.n_threads or max(1, _cores() // 2)
-        with _OPEN_LOCK, _patched_params(n_seq_max=self.settings.n_seq_max, extra_buffer_types=not _cpu_has_amx()):
+        threads, threads_batch = self.settings.threads(cores())
+        with _OPEN_LOCK, _patched_params(n_seq_max=self.settings.n_seq_max, extra_buffer_types=not cpu_has_amx()):
             _install_quiet_log()
             _llama_log_tail.clear()
             try:
@@ -456,8 +453,8 @@ class LocalModel:
                     n_ctx=cells,
                     n_batch=min(DEFAULT_N_BATCH, n_ctx),
                     n_threads=threads,
-                    n_threads_batch=threads,
-                    n_gpu_layers=self.settings.n_gpu_layers,
+                    n_threads_batch=threads_batch,
+                    n_gpu_layers=gpu_layers,
                     logits_all=False,
                     verbose=False,
                 )

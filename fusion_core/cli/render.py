@@ -32,6 +32,8 @@ from fusion_core.result import FusionResult
 REFRESH_PER_S = 8
 # The judge's rationale is shown whole up to this length, then cut: the verdict lines follow.
 RATIONALE_CHARS = 400
+# A load shorter than this (the model was already loaded) is not worth a line.
+LOAD_SHOWN_S = 0.01
 
 
 class TerminalRenderer:
@@ -147,6 +149,8 @@ def print_summary(console: Console, result: FusionResult) -> None:
             console.print(f"  {escape(line)}", highlight=False)
     if answer_truncated(result):
         console.print(f"[yellow]the answer is {TRUNCATED}[/]: {TRUNCATED_HINT}")
+    if result.load_s >= LOAD_SHOWN_S:
+        console.print(f"[bold]load[/] local models {result.load_s:.2f}s, before the candidates (not in their latency)")
     cost = format_cost(result.usage)
     compute = f", compute {result.usage.compute_s:.2f}s" if result.usage.compute_s else ""
     console.print(

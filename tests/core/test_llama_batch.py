@@ -76,6 +76,19 @@ async def test_a_pool_of_samples_streams_interleaved_and_its_greedy_sample_is_de
     assert len({c.text for c in runs[0]}) > 1
 
 
+async def test_n_seq_max_1_runs_the_samples_one_after_another(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The documented switch for comparing batched with sequential runs (fusion eval).
+    config = LocalConfig(n_ctx=512, cache_dir=str(tmp_path_factory.mktemp("models")), n_seq_max=1)
+    backend, model_id = local_backend("local/gemma-3-270m", config)
+    events: list[Event] = []
+    candidates = await run_round(pool_jobs(backend, model_id, 2), emit=events.append, timeout_s=GENEROUS_TIMEOUT_S)
+    assert all(c.ok for c in candidates), candidates
+    # Taking turns: the first member to finish did so before the other streamed anything.
+    finished = next(e for e in events if isinstance(e, CandidateFinished))
+    before = events[: events.index(finished)]
+    assert not any(isinstance(e, CandidateDelta) and e.model != finished.model for e in before)
+
+
 async def test_a_member_that_ends_early_finishes_while_the_others_go_on(gemma: tuple[LlamaBackend, str]) -> None:
     backend, model_id = gemma
     short, long = pool_jobs(backend, model_id, 2)

@@ -48,7 +48,7 @@ from fusion_core.options import (
     resolve_settings,
 )
 from fusion_core.result import FusionResult
-from fusion_core.runlog import RunLog, default_log_path
+from fusion_core.runlog import RunLog
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -202,7 +202,9 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     resolved = resolve_settings(args, config, os.environ)
     if resolved.notice:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
-    fusion = Fusion(config, local_only=resolved.local_only)
+    # The engine logs the run (a log that fails is a notice); --no-log or FUSION_NO_LOG=1 skips it.
+    run_log = None if args.no_log else RunLog.from_env(os.environ, source="cli")
+    fusion = Fusion(config, local_only=resolved.local_only, run_log=run_log)
     fusion.preflight(resolved.settings)
     if resolved.local_only:
         from fusion_core.egress import forbid_network
@@ -211,20 +213,7 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
     live_answer = not args.json and sys.stdout.isatty()
     result, printed = asyncio.run(_stream(fusion, prompt, resolved.settings, err, live_answer=live_answer))
-    code = _finish(result, args.json, err, answer_printed=printed)
-    _record(prompt, result, err, enabled=not args.no_log)
-    return code
-
-
-def _record(prompt: str, result: FusionResult, err: Console, *, enabled: bool) -> None:
-    """Log the run; a broken log costs a warning, never the answer or the exit code."""
-    path = default_log_path(os.environ) if enabled else None
-    if path is None:
-        return
-    try:
-        RunLog(path).record(prompt, result)
-    except FusionError as exc:
-        err.print(f"[yellow]warning:[/] run not logged: {escape(exc.message)}")
+    return _finish(result, args.json, err, answer_printed=printed)
 
 
 async def _stream(

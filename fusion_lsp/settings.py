@@ -60,6 +60,8 @@ class LspSettings:
     cost_cap_usd: float | None = None
     max_review_bytes: int = DEFAULT_MAX_REVIEW_BYTES
     preload_local: bool = True
+    # Log the server's fusion runs to the run log (fusion_core.runlog); off: editors run often.
+    run_log: bool = False
 
 
 _KINDS: dict[str, tuple[type, ...]] = {}

@@ -16,7 +16,6 @@ from __future__ import annotations
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import (
-    AllCandidatesFailed,
     AuthError,
     BackendError,
     BackendTimeout,
@@ -48,7 +47,6 @@ from fusion_core.usage import Usage
 __version__ = "0.1.0"
 
 __all__ = [
-    "AllCandidatesFailed",
     "AuthError",
     "BackendError",
     "BackendTimeout",

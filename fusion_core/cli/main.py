@@ -306,9 +306,7 @@ def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
                 {"status": "error", "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}, indent=2
             )
         )
-    err.print(f"[red]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        err.print(f"  → {escape(exc.hint)}")
+    err.print(f"[red]error:[/] {escape(exc.describe())}")
 
 
 def _path(value: str | None) -> Path | None:

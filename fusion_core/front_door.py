@@ -13,7 +13,8 @@ for live events) and ``async with`` closes the session from async code. The
 synchronous calls run on the session's own background loop
 (:class:`fusion_core.sync.SyncPortal`), so they also work where a loop is
 already running (Jupyter, pygls). Leaving the ``with`` block, or ``close()``,
-closes the session's HTTP clients and stops that loop; a session used without
+closes the session's HTTP clients, stops that loop and unloads the local models
+it loaded (unless another open session uses them); a session used without
 ``with`` keeps its loop until ``close()`` or interpreter exit.
 """
 
@@ -114,8 +115,14 @@ class FrontDoor:
     # -- lifetime ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the session used from synchronous code (its connections, then its loop thread)."""
-        self._sync.close(self.aclose)
+        """End the session: close its connections, stop its loop thread, unload its local models.
+
+        A local model another open session still uses stays loaded.
+        """
+        try:
+            self._sync.close(self.aclose)
+        finally:
+            self.resolver.release_local()
 
     def __enter__(self) -> Self:
         return self

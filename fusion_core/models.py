@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fusion_core.backends.base import Backend
 from fusion_core.backends.openai_http import (
@@ -32,6 +33,9 @@ from fusion_core.backends.openai_http import (
 from fusion_core.config import Config
 from fusion_core.errors import ConfigError, EgressBlocked, MissingKey
 from fusion_core.secrets import Secret, register_env_keys
+
+if TYPE_CHECKING:
+    from fusion_core.backends.llama_memory import LocalModel
 
 OPENROUTER = "openrouter"
 LOCAL_PREFIX = "local/"
@@ -168,6 +172,7 @@ class BackendResolver:
         register_env_keys(self._env, key_names)
         self._http: dict[str, OpenAICompatibleBackend] = {}
         self._custom: dict[str, Backend] = {}
+        self._held: list[LocalModel] = []  # local models this session keeps loaded
 
     def register(self, name: str, backend: Backend) -> None:
         """Serve specs ``name:model`` from ``backend`` (e.g. a ScriptedBackend in tests)."""
@@ -192,13 +197,23 @@ class BackendResolver:
         if is_local_spec(spec):
             from fusion_core.backends.llama import local_backend  # heavy: import on first use
 
-            return local_backend(spec, self._config.local)
+            backend, model_id = local_backend(spec, self._config.local)
+            if not any(held is backend.model for held in self._held):
+                backend.model.hold()
+                self._held.append(backend.model)
+            return backend, model_id
         prefix, sep, model = spec.partition(":")
         if sep and prefix in self._custom:
             return self._custom[prefix], model
         self.check_egress([spec])
         endpoint, model = self._split_endpoint(spec)
         return self.http_backend(endpoint), model
+
+    def release_local(self) -> None:
+        """Let go of this session's local models; one no open session holds is unloaded."""
+        held, self._held = self._held, []
+        for model in held:
+            model.release()
 
     def http_backend(self, endpoint: str, *, require_key: bool = True) -> OpenAICompatibleBackend:
         """The (cached) backend for a named HTTP endpoint."""

@@ -11,6 +11,7 @@ import pytest
 
 from fusion_core import Fusion, RunSettings
 from fusion_core.completion import CompletionContext, CompletionSettings
+from fusion_core.config import parse_config
 from fusion_core.events import Notice, RunFinished
 from fusion_core.options import EMBEDDED_MODEL, LOCAL_DEFAULT_POOL
 from fusion_core.review import ReviewSettings, ReviewTarget
@@ -139,3 +140,27 @@ def test_the_default_front_door_runs_the_embedded_model(tmp_path: Path, monkeypa
         result = fusion.run("def add(a, b):")
     assert result.ok and result.answer.strip()
     assert {c.model.split("#")[0] for c in result.candidates} == {EMBEDDED_MODEL}
+
+
+@pytest.mark.local
+def test_closing_unloads_the_local_models_no_other_open_session_holds() -> None:
+    from fusion_core.backends.llama import LlamaBackend
+
+    # Its own [local] settings: a model instance no other test's session holds.
+    config = parse_config("[local]\nn_ctx = 1536")
+    settings = RunSettings(pool=(EMBEDDED_MODEL,), judge="", max_tokens=4)
+    other = Fusion(config, env={})
+    assert other.run("1 + 1 =", settings).ok
+    backend, _ = other.resolver.resolve(EMBEDDED_MODEL)
+    assert isinstance(backend, LlamaBackend)
+    model = backend.model
+    with Fusion(config, env={}) as fusion:
+        assert fusion.run("2 + 2 =", settings).ok
+    assert model.loaded  # the other session still uses it
+    other.close()
+    assert not model.loaded
+    loads = model.load_count
+    with Fusion(config, env={}) as again:  # a later session loads it again
+        assert again.run("3 + 3 =", settings).ok
+        assert model.loaded and model.load_count == loads + 1
+    assert not model.loaded

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,29 @@ def test_without_with_the_loop_starts_lazily_and_close_stops_it(server: TestServ
     fusion.close()
     assert portal_threads() == before
     fusion.close()  # closing twice is harmless
+
+
+def test_ctrl_c_cancels_a_sync_review_and_closes_its_request(server: TestServer, remote_env: dict[str, str]) -> None:
+    def interrupt_once_the_request_is_in_flight() -> None:
+        for _ in range(400):
+            if any(e["model"] == "mock/hang" for e in server.log()):
+                _thread.interrupt_main()
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=interrupt_once_the_request_is_in_flight, daemon=True)
+    with Fusion(env=remote_env) as fusion:
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            fusion.review(ReviewTarget(CODE), ReviewSettings(pool=("mock/hang",), timeout_s=600))
+        watcher.join()
+        # The session is still usable after the interrupt.
+        assert fusion.run("q", SETTINGS).ok
+    for _ in range(100):  # the server notices the hang-up a moment later
+        if (hung := [e for e in server.log() if e["model"] == "mock/hang"])[0]["disconnected"]:
+            break
+        time.sleep(0.05)
+    assert hung[0]["disconnected"] is True
 
 
 async def test_async_with_and_the_async_twins(server: TestServer, remote_env: dict[str, str]) -> None:

@@ -147,7 +147,8 @@ class Fusion(FrontDoor):
         read first, bounded by the timeout, so all of that is known before any
         request that costs money. Without ``settings``, :meth:`default_settings` run.
         """
-        settings = settings or self.default_settings()
+        if settings is None:
+            settings = self.default_settings()
         plan = self._plan(prompt, settings)
         wanted = [(m.spec, *plan.backends[m.name]) for m in plan.members]
         if plan.judge_backend is not None:

@@ -34,8 +34,9 @@ from typing import Any
 
 from fusion_core.errors import ConfigError
 from fusion_core.limits import Limits, parse_limits
-from fusion_core.option_specs import MODES as MODES  # re-exported: the modes a pool may name
+from fusion_core.modes import MODES as MODES  # re-exported: the modes a pool may name
 from fusion_core.option_specs import SPECS_BY_NAME, OptionSpec, specs_in
+from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
 
 CONFIG_FILENAME = "fusion.toml"
 USER_CONFIG_PATH = Path("~/.config/fusion/config.toml")
@@ -59,12 +60,14 @@ class EndpointConfig:
     attribution: bool = False
 
 
-@dataclass(frozen=True)
-class PoolConfig:
-    """A named pool: ``--pool @name``. Unset fields fall back to the defaults."""
+@dataclass(frozen=True, kw_only=True)
+class PoolOptions:
+    """The run options a ``[pools.X]`` table may set (None: not set), declared once.
 
-    name: str
-    models: tuple[str, ...]
+    :class:`PoolConfig` and the flags' :class:`fusion_core.options.RunOptions` both
+    extend it; each field is a ``section="pool"`` row of the option table.
+    """
+
     judge: str | None = None
     mode: str | None = None
     rounds: int | None = None
@@ -74,6 +77,14 @@ class PoolConfig:
     max_tokens: int | None = None
     system: str | None = None
     timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolConfig(PoolOptions):
+    """A named pool: ``--pool @name``. Unset fields fall back to the defaults."""
+
+    name: str
+    models: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,11 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     # Front-end sections (e.g. [lsp]) are passed through untouched.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def concurrency(self) -> int:
+        """At most this many requests at once: ``max_concurrency``, else the pool's default."""
+        return self.max_concurrency or DEFAULT_MAX_CONCURRENCY
 
     def pool(self, name: str) -> PoolConfig:
         """The pool called ``name`` (without the ``@``)."""

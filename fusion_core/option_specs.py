@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S
 from fusion_core.errors import ConfigError
+from fusion_core.modes import MODES
 from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
 
-MODES = ("best-of", "merge", "debate")
 DEFAULT_MODE = "merge"
 MAX_ROUNDS = 6
 MAX_TEMPERATURE = 2.0
@@ -167,7 +167,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         metavar="MODEL",
     ),
     OptionSpec("judge", str, "the judge model (likelihood:local/... for a base model)", ("--judge",), "pool"),
-    OptionSpec("mode", str, f"fusion mode (default {DEFAULT_MODE})", ("--mode",), "pool", choices=MODES),
+    OptionSpec("mode", str, f"fusion mode (default {DEFAULT_MODE})", ("--mode",), "pool", choices=tuple(MODES)),
     OptionSpec(
         "rounds",
         int,

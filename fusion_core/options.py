@@ -6,25 +6,32 @@ checks ``fusion.toml``, so a flag and a config key cannot be validated
 differently. Precedence: explicit flags, then the chosen pool's settings, then
 the built-in defaults. With no key and no pool configured, the embedded local
 model runs.
+
+Each front end turns what it parsed into one :class:`RunOptions` and calls
+:func:`resolve_settings`; :func:`resolve_pool` is the one lookup of a named
+pool (``fusion run``, ``fusion review``, the magic and the language server's
+``review``/``completion`` pools all go through it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, OPENROUTER_KEY_ENV
-from fusion_core.config import Config, PoolConfig
+from fusion_core.config import Config, PoolConfig, PoolOptions
 from fusion_core.engine import RunSettings
 from fusion_core.errors import ConfigError
 from fusion_core.models import expand_pool
 from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, check_option, parse_provider_option
-from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
 
 EMBEDDED_MODEL = "local/gemma-3-270m"
+# The pool ``fusion review`` and the language server's reviews use when fusion.toml defines it.
+REVIEW_POOL_NAME = "review"
 LOCAL_DEFAULT_POOL = PoolConfig(
     name="local-default",
     models=(f"{EMBEDDED_MODEL}*3",),
@@ -98,25 +105,17 @@ def add_run_options(parser: argparse.ArgumentParser, *, option_flags: Sequence[s
     )
 
 
-@dataclass(frozen=True)
-class RunOptions:
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(PoolOptions):
     """The run options a user gave (None: not given), one field per row of the option table.
 
+    The options a pool may also set come from :class:`~fusion_core.config.PoolOptions`.
     Every value is checked by its :class:`~fusion_core.option_specs.OptionSpec` on
     construction, so options built in Python follow the same rules as flags.
     """
 
     pool: str | None = None
     models: tuple[str, ...] | None = None
-    judge: str | None = None
-    mode: str | None = None
-    rounds: int | None = None
-    quorum: int | None = None
-    swap: bool | None = None
-    timeout: float | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    system: str | None = None
     local_only: bool | None = None
     max_cost: float | None = None
     max_concurrency: int | None = None
@@ -130,12 +129,33 @@ class RunOptions:
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> RunOptions:
-        """The options in parsed flags (missing attributes count as not given)."""
+        """The options in flags parsed by :func:`add_run_options` (the one conversion a front end makes)."""
         values: dict[str, Any] = {f.name: getattr(namespace, f.name, None) for f in fields(cls)}
         for name in ("models", "provider_options"):
             if values[name] is not None:
                 values[name] = tuple(values[name])
         return cls(**values)
+
+    def given(self) -> dict[str, Any]:
+        """The options that were given (not None), by field name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def over(self, defaults: RunOptions) -> RunOptions:
+        """These options, with every one not given taken from ``defaults`` (``%fuse_config`` session defaults)."""
+        return replace(defaults, **self.given())
+
+    def flags(self) -> list[str]:
+        """The given options as command-line flags, e.g. ``["--mode", "debate", "--swap"]``."""
+        words: list[str] = []
+        for spec in OPTION_SPECS:  # in the table's order, as --help lists them
+            value = getattr(self, spec.name)
+            if spec.kind is bool:
+                words += [spec.flag] if value else []  # False is what leaving the flag out says
+            elif value is not None:
+                words += [w for item in (value if spec.repeated else (value,)) for w in (spec.flag, str(item))]
+        for key, item in self.provider_options or ():
+            words += ["--option", key, json.dumps(item)]
+        return words
 
 
 @dataclass(frozen=True)
@@ -147,12 +167,11 @@ class Resolved:
     notice: str | None = None
 
 
-def resolve_settings(options: argparse.Namespace | RunOptions, config: Config, env: Mapping[str, str]) -> Resolved:
+def resolve_settings(opts: RunOptions, config: Config, env: Mapping[str, str]) -> Resolved:
     """Combine the options, the config and the defaults into RunSettings.
 
     Precedence: options, then the chosen pool's settings, then the built-in defaults.
     """
-    opts = options if isinstance(options, RunOptions) else RunOptions.from_namespace(options)
     local_only = bool(opts.local_only) or config.local_only
     pool, notice = _choose_pool(opts, config, env, local_only)
     judge = opts.judge or pool.judge
@@ -170,7 +189,7 @@ def resolve_settings(options: argparse.Namespace | RunOptions, config: Config, e
         temperature=_first(opts.temperature, pool.temperature, None),
         max_tokens=_first(opts.max_tokens, pool.max_tokens, None),
         system=_first(opts.system, pool.system, None),
-        max_concurrency=_first(opts.max_concurrency, config.max_concurrency, DEFAULT_MAX_CONCURRENCY),
+        max_concurrency=opts.max_concurrency or config.concurrency,
         max_cost_usd=_first(opts.max_cost, config.cost_cap_usd, None),
         provider_options=dict(opts.provider_options or ()),
     )
@@ -188,12 +207,12 @@ def _choose_pool(
     if opts.pool is not None:
         flag = opts.pool.strip()
         if flag.startswith("@"):
-            return config.pool(flag[1:]), None
+            return resolve_pool(flag[1:], config, env), None
         models = tuple(part.strip() for part in flag.split(","))
         return PoolConfig(name="command-line", models=models), None
-    if config.default_pool:
-        return config.pool(config.default_pool), None
-    pool = default_pool(env, local_only)
+    pool = resolve_pool(None, config, env, local_only=local_only)
+    if not is_builtin(pool):
+        return pool, None
     notices = [LOCAL_NOTICE] if pool is LOCAL_DEFAULT_POOL else []
     if config.pools:
         # A user with pools but no default expects one of them: say which ran and how to choose.
@@ -206,6 +225,35 @@ def _choose_pool(
             f"of fusion.toml, or pass --pool @{first}.",
         )
     return pool, " ".join(notices) or None
+
+
+def resolve_pool(
+    name: str | None,
+    config: Config,
+    env: Mapping[str, str],
+    *,
+    local_only: bool = False,
+    builtin_fallback: bool = False,
+) -> PoolConfig:
+    """The one place a named pool is resolved: ``[pools.NAME]``, else the default pool, else the built-in one.
+
+    ``name`` None means the config's ``default_pool``, or without one the built-in pool for
+    ``env`` (the embedded local model when there is no key or when ``local_only`` or the
+    config's ``local_only`` is set). An unknown ``name`` is a ConfigError listing the known
+    pools, unless ``builtin_fallback`` asks for the built-in pool instead (the language
+    server's optional ``review`` and ``completion`` pools).
+    """
+    local_only = local_only or config.local_only
+    if name is None and config.default_pool:
+        name = config.default_pool
+    elif name is None or (builtin_fallback and name not in config.pools):
+        return default_pool(env, local_only)
+    return config.pool(name)
+
+
+def is_builtin(pool: PoolConfig) -> bool:
+    """Whether ``pool`` is one of the built-in default pools (no pool of the user's was found)."""
+    return pool is LOCAL_DEFAULT_POOL or pool is REMOTE_DEFAULT_POOL
 
 
 def default_pool(env: Mapping[str, str], local_only: bool) -> PoolConfig:

@@ -44,11 +44,11 @@ from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, RunFinished
 from fusion_core.local_models import EMBEDDED_MODEL, embedded_model_ready, prepare_embedded_model
-from fusion_core.options import add_run_options, pool_lines
+from fusion_core.options import RunOptions, add_run_options, pool_lines
 from fusion_core.result import FusionResult
 from fusion_jupyter.fallback import TOKENS_LINE_INTERVAL_S, AssemblyReporter, FusionOutput, TextAssembly, TextProgress
 from fusion_jupyter.line import code_of, split_line
-from fusion_jupyter.session import RUN_OPTION_DESTS, FusionSession, Prepared
+from fusion_jupyter.session import FusionSession, Prepared
 
 LAST_RESULT_NAME = "_fusion_result"
 INTERRUPTED_MESSAGE = "fusion: interrupted; every in-flight request was cancelled (the panes keep what had arrived)"
@@ -193,7 +193,7 @@ class FusionMagics(Magics):
             where = "after the options (%fuse [options] [--] prompt)" if cell is None else "below the %%fuse line"
             raise UsageError(f"{parser.prog}: the prompt is empty; write it {where}")
         try:
-            prepared = self.session.prepare(options)
+            prepared = self.session.prepare(RunOptions.from_namespace(options))
         except FusionError as exc:
             raise self._error(exc) from None
         if prepared.notice:
@@ -304,8 +304,8 @@ class FusionMagics(Magics):
             return
         try:
             if options.reset:
-                self.session.defaults = {}
-            self.session.set_defaults(options)
+                self.session.defaults = RunOptions()
+            self.session.set_defaults(RunOptions.from_namespace(options))
             config = self.session.load_config()
         except FusionError as exc:
             raise self._error(exc) from None
@@ -325,13 +325,12 @@ class FusionMagics(Magics):
                 key = f" ({endpoint.api_key_env} {state})"
             lines.append(f"endpoint {endpoint.name}: {endpoint.base_url}{key}")
         lines.append(f"local_only: {str(config.local_only).lower()}")
-        if self.session.defaults:
-            flags = " ".join(_flag(dest, value) for dest, value in self.session.defaults.items())
-            lines.append(f"session defaults: {flags}")
+        if self.session.defaults.given():
+            lines.append(f"session defaults: {shlex.join(self.session.defaults.flags())}")
         else:
             lines.append("session defaults: none (set some with %fuse_config --pool ... --mode ...)")
         try:
-            resolved, _ = self.session.resolve(argparse.Namespace(**dict.fromkeys(RUN_OPTION_DESTS)))
+            resolved, _ = self.session.resolve(RunOptions())
         except FusionError as exc:
             lines.append(f"a %%fuse cell without options would fail: {exc.describe()}")
             return lines
@@ -357,10 +356,3 @@ class FusionMagics(Magics):
         if resolved.notice:
             lines.append(f"  ({resolved.notice})")
         return lines
-
-
-def _flag(dest: str, value: Any) -> str:
-    flag = "--" + dest.replace("_", "-")
-    if value is True:
-        return flag
-    return f"{flag} {shlex.quote(str(value))}"

@@ -9,7 +9,6 @@ half-way through a notebook).
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import hashlib
 import os
@@ -20,19 +19,9 @@ from typing import Any
 from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion
-from fusion_core.options import Resolved, add_run_options, resolve_settings
+from fusion_core.options import Resolved, RunOptions, resolve_settings
 from fusion_core.runlog import LOG_DB_ENV, NO_LOG_ENV, RunLog
 from fusion_core.secrets import Secret, redact
-
-
-def _run_option_dests() -> tuple[str, ...]:
-    """The destinations of the flags add_run_options defines; used to merge session defaults."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_run_options(parser)
-    return tuple(vars(parser.parse_args([])))
-
-
-RUN_OPTION_DESTS = _run_option_dests()
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,7 @@ class FusionSession:
         load: Callable[[], Config] = load_config,
     ) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
-        self.defaults: dict[str, Any] = {}
+        self.defaults = RunOptions()
         self._load = load
         self._fusion: Fusion | None = None
         self._fingerprint: tuple[Any, ...] | None = None
@@ -67,32 +56,23 @@ class FusionSession:
 
     # -- options ------------------------------------------------------------------
 
-    def merged(self, options: argparse.Namespace) -> argparse.Namespace:
-        """``options`` with every flag the cell did not give taken from the session defaults."""
-        merged = argparse.Namespace(**vars(options))
-        for dest in RUN_OPTION_DESTS:
-            if getattr(merged, dest, None) is None and dest in self.defaults:
-                setattr(merged, dest, self.defaults[dest])
-        return merged
-
-    def set_defaults(self, options: argparse.Namespace) -> None:
-        """Remember every flag given in ``options`` for later runs (validated first)."""
-        given = {d: getattr(options, d) for d in RUN_OPTION_DESTS if getattr(options, d, None) is not None}
-        candidate = {**self.defaults, **given}
-        blank = argparse.Namespace(**{d: candidate.get(d) for d in RUN_OPTION_DESTS})
-        resolve_settings(blank, self.load_config(), self.env)  # raises FusionError if unusable
+    def set_defaults(self, options: RunOptions) -> None:
+        """Remember every option given in ``options`` for later runs (validated first)."""
+        candidate = options.over(self.defaults)
+        resolve_settings(candidate, self.load_config(), self.env)  # raises FusionError if unusable
         self.defaults = candidate
 
     def load_config(self) -> Config:
         return self._load()
 
-    def resolve(self, options: argparse.Namespace) -> tuple[Resolved, Config]:
+    def resolve(self, options: RunOptions) -> tuple[Resolved, Config]:
+        """The settings for ``options``, every option not given taken from the session defaults."""
         config = self.load_config()
-        return resolve_settings(self.merged(options), config, self.env), config
+        return resolve_settings(options.over(self.defaults), config, self.env), config
 
     # -- the engine ---------------------------------------------------------------
 
-    def prepare(self, options: argparse.Namespace) -> Prepared:
+    def prepare(self, options: RunOptions) -> Prepared:
         """Resolve the settings and get the (reused) engine; raises FusionError."""
         resolved, config = self.resolve(options)
         notice = None

@@ -9,20 +9,18 @@ without code action literals get plain commands instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from fusion_lsp.commands import APPLY_FIX_COMMAND, EXPLAIN_COMMAND, REVIEW_COMMAND
 from fusion_lsp.documents import open_document, split_lines
 from fusion_lsp.findings import LiveFinding, diagnostic, fix_edit
-from fusion_lsp.review_feature import (
-    APPLY_FIX_COMMAND,
-    EXPLAIN_COMMAND,
-    REVIEW_COMMAND,
-    supports_document_changes,
-)
-from fusion_lsp.server import FusionServer
+from fusion_lsp.review_feature import supports_document_changes
+
+if TYPE_CHECKING:
+    from fusion_lsp.server import FusionServer
 
 TITLE_CHARS = 70
 KINDS = [types.CodeActionKind.Source, types.CodeActionKind.QuickFix, types.CodeActionKind.Empty]

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from fusion_core.backends.base import Preloadable
 from fusion_core.completion import (
     DEFAULT_COMPLETION_TEMPERATURE,
     MAX_PREFIX_CHARS,
@@ -39,8 +40,10 @@ from fusion_core.errors import FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.models import expand_pool, is_local_spec
 from fusion_lsp.documents import column_index, is_binary, line_units, open_document, split_lines, text_around
-from fusion_lsp.server import FusionServer
 from fusion_lsp.tasks import await_work
+
+if TYPE_CHECKING:
+    from fusion_lsp.server import FusionServer
 
 LABEL_CHARS = 80
 TRIGGER_CHARACTERS = [".", "(", "["]
@@ -129,7 +132,7 @@ async def _work(ls: FusionServer, context: CompletionContext) -> CompletionOutco
         else DEFAULT_COMPLETION_TEMPERATURE,
         judge=settings.completion_judge,
         cost_cap_usd=settings.cost_cap_usd,
-        max_concurrency=ls.config.max_concurrency or 8,
+        max_concurrency=ls.config.concurrency,
     )
 
     def emit(event: Event) -> None:
@@ -208,9 +211,8 @@ async def preload_local_models(ls: FusionServer) -> None:
         for spec in specs:
             # Importing llama.cpp takes a moment: do it off the event loop.
             backend, _ = await asyncio.to_thread(ls.fusion.resolver.resolve, spec)
-            load: Any = getattr(backend, "load", None)
-            if load is not None:
-                await load()
+            if isinstance(backend, Preloadable):
+                await backend.load()
                 ls.log(f"Fusion: loaded {spec} for completion")
     except FusionError as exc:
         ls.log(f"Fusion: cannot load the local completion model: {exc.describe()}", types.MessageType.Warning)

@@ -19,28 +19,27 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
 
 from fusion_core.analysers import NO_LLM_NOTICE, is_tool_spec
 from fusion_core.completion import follows_instructions
 from fusion_core.errors import FusionError
 from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.review import DEFAULT_REVIEW_TEMPERATURE, ReviewSettings, ReviewTarget, explain, review
+from fusion_lsp.commands import APPLY_FIX_COMMAND, EXPLAIN_COMMAND, REVIEW_COMMAND
 from fusion_lsp.documents import is_binary, open_document
 from fusion_lsp.findings import LiveFinding, fix_edit, follow_changes
 from fusion_lsp.progress import ReviewProgress
-from fusion_lsp.server import FusionServer
 from fusion_lsp.tasks import await_work
 
 if TYPE_CHECKING:
     from fusion_core.review import MergedFinding, ReviewOutcome
+    from fusion_lsp.server import FusionServer
 
-REVIEW_COMMAND = "fusion.review"
-EXPLAIN_COMMAND = "fusion.explain"
-APPLY_FIX_COMMAND = "fusion.applyFix"
 MAX_MESSAGE_CHARS = 400
 TRUNCATED = "[truncated at max_tokens]"
 REVIEW_NEEDS = (
@@ -53,40 +52,54 @@ _log = logging.getLogger(__name__)
 
 
 def register(server: FusionServer) -> None:
+    # pygls reads a command's annotations at run time (typing.get_type_hints) to convert its
+    # arguments, so they name pygls' LanguageServer: FusionServer is imported for type checking only.
     @server.command(REVIEW_COMMAND)
-    async def review_command(ls: FusionServer, *args: Any) -> dict[str, Any]:
+    async def review_command(ls: LanguageServer, *args: Any) -> dict[str, Any]:
         """fusion.review(uri[, range]): review the file, or only the lines the range covers."""
-        uri, lines = _review_args(args)
-        problem = review_problem(ls, uri)
-        if problem:
-            raise JsonRpcInvalidParams(problem)
-        task = start_review(ls, uri, lines, ls.protocol.msg_id, None)
-        finished, result = await await_work(task)
-        return result if finished and result is not None else {"cancelled": True, "findings": 0}
+        return await _review_command(cast("FusionServer", ls), args)
 
     @server.command(EXPLAIN_COMMAND)
-    async def explain_command(ls: FusionServer, *args: Any) -> dict[str, Any]:
+    async def explain_command(ls: LanguageServer, *args: Any) -> dict[str, Any]:
         """fusion.explain(uri, finding_id): the judge's rationale, shown as a message."""
-        uri, live = _finding_args(ls, args)
-        text = await explanation(ls, uri, live)
-        ls.show(text)
-        finding = live.finding
-        return {
-            "explanation": text,
-            "models": list(finding.models),
-            "agreement": [len(finding.models), finding.responders],
-        }
+        return await _explain_command(cast("FusionServer", ls), args)
 
     @server.command(APPLY_FIX_COMMAND)
-    async def apply_fix_command(ls: FusionServer, *args: Any) -> dict[str, Any]:
+    async def apply_fix_command(ls: LanguageServer, *args: Any) -> dict[str, Any]:
         """fusion.applyFix(uri, finding_id): apply a finding's fix through workspace/applyEdit."""
-        uri, live = _finding_args(ls, args)
-        doc = open_document(ls.workspace, uri)
-        edit = fix_edit(live, doc, supports_document_changes(ls)) if doc is not None else None
-        if edit is None:
-            raise JsonRpcInvalidParams("this finding has no fix that still applies")
-        result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="Fusion fix"))
-        return {"applied": bool(result and result.applied)}
+        return await _apply_fix_command(cast("FusionServer", ls), args)
+
+
+async def _review_command(ls: FusionServer, args: tuple[Any, ...]) -> dict[str, Any]:
+    uri, lines = _review_args(args)
+    problem = review_problem(ls, uri)
+    if problem:
+        raise JsonRpcInvalidParams(problem)
+    task = start_review(ls, uri, lines, ls.protocol.msg_id, None)
+    finished, result = await await_work(task)
+    return result if finished and result is not None else {"cancelled": True, "findings": 0}
+
+
+async def _explain_command(ls: FusionServer, args: tuple[Any, ...]) -> dict[str, Any]:
+    uri, live = _finding_args(ls, args)
+    text = await explanation(ls, uri, live)
+    ls.show(text)
+    finding = live.finding
+    return {
+        "explanation": text,
+        "models": list(finding.models),
+        "agreement": [len(finding.models), finding.responders],
+    }
+
+
+async def _apply_fix_command(ls: FusionServer, args: tuple[Any, ...]) -> dict[str, Any]:
+    uri, live = _finding_args(ls, args)
+    doc = open_document(ls.workspace, uri)
+    edit = fix_edit(live, doc, supports_document_changes(ls)) if doc is not None else None
+    if edit is None:
+        raise JsonRpcInvalidParams("this finding has no fix that still applies")
+    result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="Fusion fix"))
+    return {"applied": bool(result and result.applied)}
 
 
 def review_problem(ls: FusionServer, uri: str) -> str | None:
@@ -139,7 +152,7 @@ async def _run_review(
         else DEFAULT_REVIEW_TEMPERATURE,
         quorum=settings.review_quorum,
         cost_cap_usd=settings.cost_cap_usd,
-        max_concurrency=ls.config.max_concurrency or 8,
+        max_concurrency=ls.config.concurrency,
     )
     try:
         pool, base = await instructable(ls, settings.review_pool)

@@ -1,11 +1,13 @@
 """The Fusion language server: pygls plumbing, lifecycle, settings and shared state.
 
 The features live in their own modules (:mod:`fusion_lsp.review_feature`,
-:mod:`fusion_lsp.actions`, :mod:`fusion_lsp.completion_feature`); each is a set of
-decorated handlers taking the injected server ``ls``. This module answers
-``initialize`` without importing anything heavy (the engine, httpx, llama.cpp
-load later), keeps documents in step with edits, and makes sure bad input
-never kills the process. Bytes off the wire go through :mod:`fusion_lsp.transport`
+:mod:`fusion_lsp.actions`, :mod:`fusion_lsp.completion_feature`, and the
+document-sync handlers in :mod:`fusion_lsp.document_sync`); each is a set of
+decorated handlers taking the injected server ``ls``, and imports
+:class:`FusionServer` for type checking only, so no module imports this one
+back. This module answers ``initialize`` without importing anything heavy (the
+engine, httpx, llama.cpp load later) and makes sure bad input never kills the
+process. Bytes off the wire go through :mod:`fusion_lsp.transport`
 (framing that resynchronises, one answer per request) instead of pygls' reader.
 """
 
@@ -26,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
-from fusion_lsp import __version__
-from fusion_lsp.documents import ChangeLog, change_of, open_document
+from fusion_lsp import __version__, document_sync
+from fusion_lsp.commands import STATUS_COMMAND
+from fusion_lsp.document_sync import DocumentSync
+from fusion_lsp.documents import ChangeLog, open_document
 from fusion_lsp.findings import FindingStore, diagnostics_for
 from fusion_lsp.tasks import TaskRegistry
 from fusion_lsp.transport import READ_CHUNK_BYTES, serve_stream
@@ -52,8 +55,8 @@ FUTURES_SWEEP_AT = 32
 _log = logging.getLogger(__name__)
 
 
-class FusionProtocol(LanguageServerProtocol):
-    """pygls' protocol, hardened: unknown documents, cancellation of backend work, capabilities."""
+class FusionProtocol(DocumentSync):
+    """pygls' protocol, hardened: unknown documents (see DocumentSync), cancellation of backend work, capabilities."""
 
     _server: FusionServer
 
@@ -77,28 +80,6 @@ class FusionProtocol(LanguageServerProtocol):
         finally:
             os._exit(code)
         yield  # never reached; pygls expects a generator here
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        if open_document(self.workspace, uri) is None:
-            _log.warning("didChange for a document that is not open: %s", uri)
-            return
-        for change in params.content_changes:
-            try:
-                self.workspace.update_text_document(params.text_document, change)
-            except Exception:  # noqa: BLE001 - a change we cannot apply must not kill the server
-                _log.exception("could not apply a change to %s; dropping its findings", uri)
-                self._server.document_changed(uri, None, params.text_document.version)
-                continue
-            self._server.document_changed(
-                uri, change_of(change, params.text_document.version), params.text_document.version
-            )
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
-        self.workspace.remove_text_document(params.text_document.uri)
-        self._server.document_closed(params.text_document.uri)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """A JSON-RPC message as pygls' typed object (pygls' rules, but errors are raised as they are).
@@ -244,23 +225,6 @@ class FusionServer(LanguageServer):
 
     # -- documents --------------------------------------------------------------------
 
-    def document_changed(self, uri: str, change: Any, version: int | None) -> None:
-        """Record an edit, move or drop findings, and republish soon if anything moved."""
-        self.change_logs.setdefault(uri, ChangeLog()).record(change, version)
-        if change is None:
-            if self.findings.forget(uri):
-                self.publish_soon(uri)
-        elif self.findings.apply_change(uri, change):
-            self.publish_soon(uri)
-
-    def document_closed(self, uri: str) -> None:
-        self.tasks.cancel_matching(uri)
-        self.change_logs.pop(uri, None)
-        if self.findings.forget(uri):
-            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
-        for key in [k for k in self.explanations if k.startswith(uri + "#")]:
-            del self.explanations[key]
-
     def publish(self, uri: str) -> None:
         """Send a document's fusion diagnostics as they are now."""
         self._publish_pending.discard(uri)
@@ -321,6 +285,7 @@ def create_server() -> FusionServer:
 
     server = FusionServer()
     _register_lifecycle(server)
+    document_sync.register(server)
     review_feature.register(server)
     actions.register(server)
     completion_feature.register(server)
@@ -367,27 +332,13 @@ def _register_lifecycle(server: FusionServer) -> None:
         ls.client_settings = settings
         ls.reload_settings()
 
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: FusionServer, params: types.DidOpenTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        ls.change_logs[uri] = ChangeLog()
-        if ls.findings.forget(uri):
-            ls.publish(uri)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: FusionServer, params: types.DidSaveTextDocumentParams) -> None:
-        if ls.settings.review_on_save:
-            from fusion_lsp.review_feature import start_review
-
-            start_review(ls, params.text_document.uri, None, None, None)
-
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: FusionServer, params: None) -> None:
         ls.tasks.cancel_all()
         if ls._fusion is not None:
             await ls._fusion.aclose()
 
-    @server.command("fusion.status")
+    @server.command(STATUS_COMMAND)
     def status(ls: FusionServer, *args: Any) -> dict[str, Any]:
         """Sizes of the server's state, for debugging and the memory test."""
         rss_kb = 0

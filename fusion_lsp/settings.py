@@ -9,6 +9,11 @@ be snake_case or camelCase (``reviewOnSave``)::
 
     {"fusion": {"reviewPool": ["anthropic/claude-sonnet-4", "openai/gpt-4o"],
                 "reviewOnSave": false, "costCapUsd": 0.05}}
+
+The pools come from :func:`fusion_core.options.resolve_pool`, as they do for
+``fusion run``, and every value is checked by an
+:class:`~fusion_core.option_specs.OptionSpec`: the settings ``fusion run`` also
+has (``reviewTemperature`` is ``--temperature``) by that flag's own rule.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from typing import Any
 from fusion_core.analysers import DEFAULT_ANALYSER_POOL
 from fusion_core.completion import DEFAULT_COMPLETION_MAX_TOKENS, DEFAULT_DEADLINE_S
 from fusion_core.config import Config, PoolConfig
-from fusion_core.options import EMBEDDED_MODEL, LOCAL_DEFAULT_POOL, default_pool
+from fusion_core.option_specs import SPECS_BY_NAME, OptionSpec
+from fusion_core.options import EMBEDDED_MODEL, REMOTE_DEFAULT_POOL, REVIEW_POOL_NAME, is_builtin, resolve_pool
 from fusion_core.review import DEFAULT_REVIEW_MAX_TOKENS, DEFAULT_REVIEW_TIMEOUT_S
 
-REVIEW_POOL_NAME = "review"
 COMPLETION_POOL_NAME = "completion"
 DEFAULT_DEBOUNCE_S = 0.05
 # Reviews of bigger files are refused with a hint to review a selection.
@@ -64,38 +69,54 @@ class LspSettings:
     run_log: bool = False
 
 
-_KINDS: dict[str, tuple[type, ...]] = {}
-for _field in dataclasses.fields(LspSettings):
-    _type = str(_field.type)
-    _KINDS[_field.name] = (
-        (tuple,)
-        if _type.startswith("tuple")
-        else (bool,)
-        if _type == "bool"
-        else (int,)
-        if _type.startswith("int")
-        else (float, int)
-        if _type.startswith("float")
-        else (str,)
-    )
-_OPTIONAL = {f.name for f in dataclasses.fields(LspSettings) if "None" in str(f.type)}
-_NON_NEGATIVE = {"review_timeout_s", "completion_deadline_s", "debounce_s", "cost_cap_usd"}
-_POSITIVE = {"review_max_tokens", "completion_max_tokens", "max_review_bytes", "review_quorum", "completion_quorum"}
+# Each setting the language server shares with ``fusion run`` follows that option's rule in
+# the option table, so a flag, a fusion.toml key and an editor setting can never be checked
+# differently (``reviewTemperature: 5`` is refused with the words ``--temperature 5`` gets).
+_SHARED_RULES = {
+    "review_pool": "models",
+    "review_judge": "judge",
+    "review_timeout_s": "timeout",
+    "review_max_tokens": "max_tokens",
+    "review_quorum": "quorum",
+    "review_temperature": "temperature",
+    "completion_pool": "models",
+    "completion_judge": "judge",
+    "completion_deadline_s": "timeout",
+    "completion_quorum": "quorum",
+    "completion_max_tokens": "max_tokens",
+    "completion_temperature": "temperature",
+    "local_only": "local_only",
+    "cost_cap_usd": "max_cost",
+}
+# The settings only the language server has, checked by the same OptionSpec rules.
+LSP_ONLY_SPECS = (
+    OptionSpec("review_on_save", bool, "review a file each time it is saved"),
+    OptionSpec("completion_enabled", bool, "offer fused completions"),
+    OptionSpec("debounce_s", float, "seconds a completion request waits before it starts", minimum=0.0),
+    OptionSpec("max_review_bytes", int, "refuse to review a bigger file (review a selection)", positive=True),
+    OptionSpec("preload_local", bool, "load the completion pool's local models at start-up"),
+    OptionSpec("run_log", bool, "record the server's fusion runs in the run log (`fusion logs`)"),
+)
+RULES: dict[str, OptionSpec] = {key: SPECS_BY_NAME[name] for key, name in _SHARED_RULES.items()}
+RULES |= {spec.name: spec for spec in LSP_ONLY_SPECS}
+# null resets these to "not set"; for the others it means "keep what fusion.toml says".
+_NULLABLE = {f.name for f in dataclasses.fields(LspSettings) if "None" in str(f.type)}
 
 
 def build_settings(config: Config, overrides: Sequence[Any], env: Mapping[str, str]) -> tuple[LspSettings, list[str]]:
     """Settings from ``config`` and then each override object in turn; also returns problems found."""
     problems: list[str] = []
     values: dict[str, Any] = {}
-    local_only = config.local_only
-    builtin = default_pool(env, local_only)
-    # With no key the analysers review, offline and in seconds, rather than a base model.
-    values["review_pool"] = builtin.models if builtin is not LOCAL_DEFAULT_POOL else DEFAULT_ANALYSER_POOL
-    if builtin is not LOCAL_DEFAULT_POOL:
-        values["review_judge"] = builtin.judge
-    _from_pool(values, config.pools.get(REVIEW_POOL_NAME), "review")
-    _from_pool(values, config.pools.get(COMPLETION_POOL_NAME), "completion")
-    values["local_only"] = local_only
+    review = resolve_pool(REVIEW_POOL_NAME, config, env, builtin_fallback=True)
+    if review is REMOTE_DEFAULT_POOL:
+        values["review_pool"], values["review_judge"] = review.models, review.judge
+    elif not is_builtin(review):
+        _from_pool(values, review, "review")
+    # else: with no key the analysers review, offline and in seconds, rather than a base model.
+    completion = resolve_pool(COMPLETION_POOL_NAME, config, env, builtin_fallback=True)
+    if not is_builtin(completion):
+        _from_pool(values, completion, "completion")
+    values["local_only"] = config.local_only
     if config.cost_cap_usd is not None:
         values["cost_cap_usd"] = config.cost_cap_usd
     lsp_table = config.extra.get("lsp")
@@ -122,9 +143,7 @@ def server_config(config: Config) -> Config:
     return dataclasses.replace(config, local=local)
 
 
-def _from_pool(values: dict[str, Any], pool: PoolConfig | None, prefix: str) -> None:
-    if pool is None:
-        return
+def _from_pool(values: dict[str, Any], pool: PoolConfig, prefix: str) -> None:
     values[f"{prefix}_pool"] = pool.models
     values[f"{prefix}_judge"] = pool.judge
     if pool.max_tokens is not None:
@@ -147,33 +166,17 @@ def _apply(values: dict[str, Any], data: Any, source: str, problems: list[str]) 
         data = data[OPTIONS_SECTION]
     for raw_key, value in data.items():
         key = _CAMEL.sub("_", str(raw_key)).lower()
-        if key not in _KINDS:
+        spec = RULES.get(key)
+        if spec is None:
             problems.append(f"{source}: unknown setting {raw_key!r}")
             continue
-        if value is None and key not in _OPTIONAL:
+        if value is None:
+            if key in _NULLABLE:
+                values[key] = None
             continue  # editors send null for settings the user never set: keep what fusion.toml says
         try:
-            values[key] = _check(key, value)
+            checked = spec.check(value)
         except ValueError as exc:
             problems.append(f"{source}: {raw_key}: {exc}")
-
-
-def _check(key: str, value: Any) -> Any:
-    if value is None:
-        return None
-    kinds = _KINDS[key]
-    if kinds == (tuple,):
-        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise ValueError("must be a non-empty list of model specs")
-        return tuple(v.strip() for v in value)
-    if isinstance(value, bool) and bool not in kinds:
-        raise ValueError(f"must be a {kinds[0].__name__}, not a boolean")
-    if not isinstance(value, kinds):
-        raise ValueError(f"must be a {kinds[0].__name__}, not {type(value).__name__}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if key in _NON_NEGATIVE and value < 0:
-            raise ValueError("must not be negative")
-        if key in _POSITIVE and value < 1:
-            raise ValueError("must be at least 1")
-        return float(value) if kinds[0] is float else value
-    return value
+            continue
+        values[key] = tuple(v.strip() for v in checked) if spec.repeated else checked

@@ -43,6 +43,7 @@ from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingK
 from fusion_core.events import RunFinished
 from fusion_core.options import (
     EMBEDDED_MODEL,
+    RunOptions,
     add_run_options,
     pool_lines,
     resolve_settings,
@@ -199,7 +200,7 @@ def read_prompt(argument: str | None, piped: bool) -> str:
 
 def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     prompt = read_prompt(args.prompt, _stdin_piped())
-    resolved = resolve_settings(args, config, os.environ)
+    resolved = resolve_settings(RunOptions.from_namespace(args), config, os.environ)
     if resolved.notice:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
     # The engine logs the run (a log that fails is a notice); --no-log or FUSION_NO_LOG=1 skips it.

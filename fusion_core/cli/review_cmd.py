@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from fusion_core.analysers import DEFAULT_ANALYSER_POOL, NO_LLM_NOTICE
-from fusion_core.backends.openai_http import OPENROUTER_KEY_ENV
 from fusion_core.cli.review_files import Source, collect_changes, collect_paths
 from fusion_core.cli.review_output import FORMATS, FileReview, render
 from fusion_core.config import Config
@@ -31,7 +30,7 @@ from fusion_core.cost import check_cost
 from fusion_core.engine import Fusion
 from fusion_core.errors import ConfigError
 from fusion_core.events import Notice
-from fusion_core.options import REMOTE_DEFAULT_POOL
+from fusion_core.options import REMOTE_DEFAULT_POOL, REVIEW_POOL_NAME, is_builtin, resolve_pool
 from fusion_core.result import ErrorInfo
 from fusion_core.review import (
     DEFAULT_REVIEW_MAX_TOKENS,
@@ -112,24 +111,25 @@ def _pool(flag: str | None, config: Config) -> tuple[tuple[str, ...], bool]:
     if flag:
         flag = flag.strip()
         if flag.startswith("@"):
-            return config.pool(flag[1:]).models, False
+            return resolve_pool(flag[1:], config, os.environ).models, False
         return tuple(p.strip() for p in flag.split(",")), False
-    if "review" in config.pools:
-        return config.pools["review"].models, False
-    if os.environ.get(OPENROUTER_KEY_ENV, "").strip() and not config.local_only:
-        return (*DEFAULT_ANALYSER_POOL, *REMOTE_DEFAULT_POOL.models), False
+    pool = resolve_pool(REVIEW_POOL_NAME, config, os.environ, builtin_fallback=True)
+    if not is_builtin(pool):
+        return pool.models, False
+    if pool is REMOTE_DEFAULT_POOL:
+        return (*DEFAULT_ANALYSER_POOL, *pool.models), False
     return DEFAULT_ANALYSER_POOL, True
 
 
 def _settings(pool: tuple[str, ...], config: Config) -> ReviewSettings:
-    conf = config.pools.get("review")
+    conf = config.pools.get(REVIEW_POOL_NAME)
     return ReviewSettings(
         pool=pool,
         timeout_s=(conf.timeout if conf and conf.timeout else DEFAULT_REVIEW_TIMEOUT_S),
         max_tokens=(conf.max_tokens if conf and conf.max_tokens else DEFAULT_REVIEW_MAX_TOKENS),
         temperature=(conf.temperature if conf and conf.temperature is not None else DEFAULT_REVIEW_TEMPERATURE),
         quorum=conf.quorum if conf else None,
-        max_concurrency=config.max_concurrency or 8,
+        max_concurrency=config.concurrency,
     )
 
 

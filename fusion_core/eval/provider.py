@@ -47,7 +47,7 @@ from fusion_core.engine import Fusion, RunSettings, member_request
 from fusion_core.errors import ConfigError, FusionError
 from fusion_core.events import Event
 from fusion_core.models import expand_pool, is_local_spec
-from fusion_core.options import default_pool
+from fusion_core.options import default_pool, resolve_pool
 from fusion_core.pool import Job, run_round
 from fusion_core.result import Candidate, FusionResult
 from fusion_core.usage import Usage
@@ -116,7 +116,7 @@ def pool_settings(name: str, config: Config, env: dict[str, str], **overrides: A
     """RunSettings for a pool named like an inspect model: ``@pool`` or specs joined by ``+`` or ``,``."""
     name = name.strip()
     if name.startswith("@"):
-        pool = config.pool(name[1:])
+        pool = resolve_pool(name[1:], config, env)
         models, judge, mode = pool.models, pool.judge, pool.mode
         extra: dict[str, Any] = {"max_tokens": pool.max_tokens, "temperature": pool.temperature, "system": pool.system}
     else:

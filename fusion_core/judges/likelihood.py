@@ -22,8 +22,9 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+from fusion_core.backends.base import Scorer
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, JudgeStarted
 from fusion_core.modes.base import Verdict
@@ -51,15 +52,6 @@ MAX_MEASURED_CHARS = 50_000
 Emit = Callable[[Event], None]
 
 _WORD = re.compile(r"\w+|[^\w\s]")
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """A local model that can rank continuations by log-probability."""
-
-    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        """Length-normalised log-probability of each continuation given ``prompt``."""
-        ...
 
 
 def repetition(text: str, n: int = REPETITION_NGRAM) -> float:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fusion_core.modes.base import Verdict, VerdictFormatError, label_of, require
+from fusion_core.modes.base import SingleRound, Verdict, VerdictFormatError, label_of, require
 
 # Scores closer than this (on the 0-10 scale) count as a tie when two judgings disagree.
 TIE_MARGIN = 0.5
 
 
-class BestOf:
+class BestOf(SingleRound):
     name = "best-of"
     schema_name = "best_of_verdict"
     instructions = (

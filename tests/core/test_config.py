@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fusion_core.config import PoolConfig, load_config, parse_config
+from fusion_core.config import PoolConfig, PoolOptions, load_config, parse_config
 from fusion_core.errors import ConfigError
 from fusion_core.option_specs import OPTION_SPECS, SPECS_BY_NAME, specs_in
 from fusion_core.options import LOCAL_DEFAULT_POOL, RunOptions, add_run_options, resolve_settings
@@ -29,10 +29,10 @@ rounds = 3
 """
 
 
-def _options(*argv: str) -> argparse.Namespace:
+def _options(*argv: str) -> RunOptions:
     parser = argparse.ArgumentParser()
     add_run_options(parser)
-    return parser.parse_args(list(argv))
+    return RunOptions.from_namespace(parser.parse_args(list(argv)))
 
 
 def test_pools_and_endpoints_load() -> None:
@@ -105,6 +105,9 @@ def test_the_option_table_is_the_run_options() -> None:
     assert names == {spec.name for spec in OPTION_SPECS} | {"provider_options"}
     # Every pool key of fusion.toml is a run option, checked by the same spec.
     assert {spec.key for spec in specs_in("pool")} == set(PoolConfig.__dataclass_fields__) - {"name"}
+    # ... and declared once: a pool and the flags share PoolOptions.
+    assert issubclass(PoolConfig, PoolOptions) and issubclass(RunOptions, PoolOptions)
+    assert {f.name for f in fields(PoolOptions)} == {spec.name for spec in specs_in("pool")} - {"models"}
 
 
 @pytest.mark.parametrize(
@@ -159,3 +162,56 @@ def test_key_selects_the_remote_default_unless_local_only() -> None:
     assert resolve_settings(_options(), parse_config(""), env).settings.pool == REMOTE_DEFAULT_POOL.models
     local = resolve_settings(_options("--local-only"), parse_config(""), env)
     assert local.settings.pool == LOCAL_DEFAULT_POOL.models and local.local_only
+
+
+def test_resolve_pool_is_the_one_lookup_of_a_named_pool() -> None:
+    from fusion_core.options import REMOTE_DEFAULT_POOL, is_builtin, resolve_pool
+
+    key = {"OPENROUTER_API_KEY": "sk-or-v1-test"}
+    config = parse_config('[pools.a]\nmodels = ["a/b"]\n[pools.b]\nmodels = ["c/d"]\n')
+    assert resolve_pool("b", config, {}).models == ("c/d",)
+    assert resolve_pool(None, config, key) is REMOTE_DEFAULT_POOL  # pools but no default_pool
+    assert resolve_pool(None, config, {}) is LOCAL_DEFAULT_POOL  # no key
+    assert resolve_pool(None, config, key, local_only=True) is LOCAL_DEFAULT_POOL
+    assert resolve_pool(None, parse_config('local_only = true\n[pools.a]\nmodels = ["a/b"]'), key) is LOCAL_DEFAULT_POOL
+    with_default = parse_config('default_pool = "b"\n[pools.b]\nmodels = ["c/d"]\n')
+    assert resolve_pool(None, with_default, key).models == ("c/d",)
+    with pytest.raises(ConfigError, match="unknown pool @nope") as info:
+        resolve_pool("nope", config, key)
+    assert "@a, @b" in (info.value.hint or "")
+    # The language server's optional pools fall back to the built-in pool, never to default_pool.
+    assert resolve_pool("review", with_default, key, builtin_fallback=True) is REMOTE_DEFAULT_POOL
+    assert is_builtin(resolve_pool("review", with_default, {}, builtin_fallback=True))
+    assert not is_builtin(resolve_pool("b", with_default, {}, builtin_fallback=True))
+    # The flags resolve through it: --pool @b, and no pool at all.
+    assert resolve_settings(RunOptions(pool="@b", judge="e/f"), with_default, key).settings.pool == ("c/d",)
+    assert resolve_settings(RunOptions(), with_default, key).settings.pool == ("c/d",)
+
+
+def test_one_table_of_modes_and_one_concurrency_default() -> None:
+    from fusion_core.modes import MODES
+    from fusion_core.pool import DEFAULT_MAX_CONCURRENCY
+
+    assert SPECS_BY_NAME["mode"].choices == tuple(MODES)
+    assert parse_config("").concurrency == DEFAULT_MAX_CONCURRENCY
+    assert parse_config("max_concurrency = 2").concurrency == 2
+    assert resolve_settings(RunOptions(models=("a/b",)), parse_config(""), {}).settings.max_concurrency == (
+        DEFAULT_MAX_CONCURRENCY
+    )
+
+
+def test_run_options_merge_over_defaults_and_print_as_flags() -> None:
+    assert RunOptions(swap=False, local_only=False).flags() == []  # a flag cannot say False: it is left out
+    defaults = RunOptions(mode="debate", models=("a/b", "c/d"), provider_options=(("top_p", 0.9),), swap=True)
+    merged = RunOptions(mode="merge", timeout=5).over(defaults)
+    assert merged == RunOptions(
+        mode="merge", timeout=5.0, models=("a/b", "c/d"), provider_options=(("top_p", 0.9),), swap=True
+    )
+    flags = merged.flags()
+    assert flags == [
+        *("--model", "a/b", "--model", "c/d", "--mode", "merge", "--swap", "--timeout", "5.0"),
+        *("--option", "top_p", "0.9"),
+    ]
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    assert RunOptions.from_namespace(parser.parse_args(flags)) == merged  # the flags read back as they were

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from fusion_core.options import RunOptions
 from fusion_core.testing.server import TestServer
 from fusion_jupyter import FusionMagics
 
@@ -29,7 +30,7 @@ def magics(shell: InteractiveShell) -> FusionMagics:
     instance = shell.magics_manager.registry["FusionMagics"]
     assert isinstance(instance, FusionMagics)
     instance.view = "text"
-    instance.session.defaults = {}
+    instance.session.defaults = RunOptions()
     instance.last_view = None
     return instance
 

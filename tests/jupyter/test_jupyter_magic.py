@@ -14,6 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from rendered import shown_text
 
+from fusion_core.options import RunOptions
 from fusion_core.result import FusionResult
 from fusion_core.runlog import RunLog
 from fusion_core.testing.server import TestServer
@@ -97,13 +98,13 @@ def test_session_defaults_from_fuse_config(ip: InteractiveShell, magics: FusionM
     fuse(ip, "--mode merge -o res")  # the cell's flags win over the defaults
     assert ip.user_ns["res"].mode == "merge"
     ip.run_line_magic("fuse_config", "--reset")
-    assert magics.session.defaults == {}
+    assert magics.session.defaults == RunOptions()
 
 
 def test_fuse_config_refuses_unusable_defaults(ip: InteractiveShell, magics: FusionMagics) -> None:
     with pytest.raises(FusionMagicError, match="unknown pool @nope"):
         ip.run_line_magic("fuse_config", "--pool @nope")
-    assert magics.session.defaults == {}
+    assert magics.session.defaults == RunOptions()
 
 
 def test_fuse_pools_lists_configured_pools_and_builtin_defaults(ip: InteractiveShell, capsys: Any) -> None:

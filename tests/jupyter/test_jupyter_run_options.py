@@ -45,7 +45,7 @@ def test_max_cost_as_a_session_default(
     ip: InteractiveShell, magics: FusionMagics, server: TestServer, capsys: Any
 ) -> None:
     ip.run_line_magic("fuse_config", "--max-cost 0.000001")
-    assert magics.session.defaults["max_cost"] == 0.000001
+    assert magics.session.defaults.max_cost == 0.000001
     assert "over the cap" in refused(ip, POOL, capsys)
     assert server.log() == []
     with pytest.raises(UsageError, match="--max-cost: must be a finite number, not nan"):
@@ -66,3 +66,23 @@ def test_provider_options_pass_through(ip: InteractiveShell, server: TestServer)
     ip.run_cell_magic("fuse", "-m mock/alpha --option top_p 0.5 -o out", cell="q")
     assert server.log()[0]["params"]["top_p"] == 0.5
     assert ip.user_ns["out"].status == "ok"  # -o stays the magic's output variable
+
+
+def test_fuse_config_shows_session_defaults_as_the_flags_that_set_them(
+    ip: InteractiveShell, magics: FusionMagics, server: TestServer, capsys: Any
+) -> None:
+    server.script("script/a", default="from a")
+    server.script("script/b", default="from b")
+    line = "-m script/a -m script/b --judge mock/judge --option top_p 0.5 --swap"
+    ip.run_line_magic("fuse_config", line)
+    out = capsys.readouterr().out
+    # Typed back into %fuse_config, the line it shows sets the same defaults.
+    shown = out.split("session defaults: ", 1)[1].splitlines()[0]
+    assert shown == "--model script/a --model script/b --judge mock/judge --swap --option top_p 0.5"
+    before = magics.session.defaults
+    ip.run_line_magic("fuse_config", f"--reset {shown}")
+    assert magics.session.defaults == before
+    result = ip.run_cell_magic("fuse", "--mode best-of", cell="q").result
+    assert [c.model for c in result.candidates] == ["script/a", "script/b"]
+    pool_requests = [e for e in server.log() if e["model"] in ("script/a", "script/b")]
+    assert len(pool_requests) == 2 and all(e["params"].get("top_p") == 0.5 for e in pool_requests)

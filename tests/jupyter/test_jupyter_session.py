@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from fusion_core.options import LOCAL_DEFAULT_POOL, LOCAL_NOTICE
+from fusion_core.options import LOCAL_DEFAULT_POOL, LOCAL_NOTICE, RunOptions
 from fusion_jupyter import FusionMagics, FusionSession
-from fusion_jupyter.session import RUN_OPTION_DESTS
 
 
-def options(**given: Any) -> argparse.Namespace:
-    return argparse.Namespace(**{name: given.get(name) for name in RUN_OPTION_DESTS})
+def options(**given: Any) -> RunOptions:
+    return RunOptions(**given)
 
 
 @pytest.fixture

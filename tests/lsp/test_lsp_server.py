@@ -152,7 +152,7 @@ async def test_bad_settings_are_reported_and_ignored(start_lsp, server: TestServ
     script_review(server)
     client = await start_lsp("visual_studio_code", {**BASE_OPTIONS, "reviewOnSave": "yes", "colour": "blue"})
     shown = await wait_for(lambda: len(client.messages) >= 2 and client.messages)
-    assert any("reviewOnSave: must be a bool" in m.message for m in shown)
+    assert any("reviewOnSave: must be true or false" in m.message for m in shown)
     assert any("unknown setting 'colour'" in m.message for m in shown)
     uri = open_doc(client, tmp_path)
     assert (await review(client, uri))["findings"] == 2

@@ -79,7 +79,7 @@ def test_the_run_log_is_off_in_the_server_unless_a_setting_turns_it_on() -> None
     on, problems = build_settings(parse_config(""), [{"fusion": {"runLog": True}}], {})
     assert on.run_log is True and problems == []
     _, problems = build_settings(parse_config(""), [{"runLog": "yes"}], {})
-    assert problems == ["settings: runLog: must be a bool, not str"]
+    assert problems == ["settings: runLog: must be true or false, not str 'yes'"]
 
 
 def test_the_server_runs_local_models_on_half_the_cores_unless_configured() -> None:

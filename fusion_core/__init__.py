@@ -1,14 +1,18 @@
 """Fusion: run one prompt through a pool of LLMs at once and fuse their answers.
 
-The engine every front end shares::
+The engine every front end shares (see :mod:`fusion_core.front_door`)::
 
     from fusion_core import Fusion, RunSettings
 
-    fusion = Fusion()
-    settings = RunSettings(pool=("openai/gpt-4o", "google/gemini-2.5-pro"),
-                           judge="anthropic/claude-3.7-sonnet", mode="merge")
-    result = fusion.run("Why is the sky blue?", settings)      # or: await fusion.arun(...)
-    async for event in fusion.stream("...", settings): ...      # live events
+    with Fusion.from_config() as fusion:          # fusion.toml, else the built-in pool
+        result = fusion.run("Why is the sky blue?")
+        settings = RunSettings(pool=("openai/gpt-4o", "google/gemini-2.5-pro"),
+                               judge="anthropic/claude-3.7-sonnet", mode="merge")
+        result = fusion.run("Why is the sky blue?", settings)   # or: await fusion.arun(...)
+        # fusion.review(target, review_settings), fusion.complete(context, completion_settings)
+
+    async with Fusion.from_config() as fusion:
+        async for event in fusion.stream("..."): ...            # live events
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import (
-    AllCandidatesFailed,
     AuthError,
     BackendError,
     BackendTimeout,
@@ -51,7 +54,6 @@ from fusion_core.usage import Usage
 __version__ = "0.1.0"
 
 __all__ = [
-    "AllCandidatesFailed",
     "AuthError",
     "BackendError",
     "BackendTimeout",

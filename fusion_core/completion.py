@@ -21,9 +21,10 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fusion_core.backends.base import Backend, ChatRequest, InstructAware, Message, Scorer
+from fusion_core.cost import check_cost
 from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, new_nonce
@@ -31,7 +32,9 @@ from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.redaction import redact_code, wire_text
 from fusion_core.result import Candidate
-from fusion_core.review import check_cost
+
+if TYPE_CHECKING:
+    from fusion_core.engine import Fusion
 
 __all__ = [
     "CompletionContext",
@@ -204,7 +207,7 @@ def _shared_start(a: str, b: str) -> float:
 
 
 async def fused_completion(
-    fusion: Any,
+    fusion: Fusion,
     context: CompletionContext,
     settings: CompletionSettings,
     *,
@@ -293,7 +296,7 @@ async def fused_completion(
 
 
 async def _by_likelihood(
-    fusion: Any, judge: str, context: CompletionContext, ranked: list[RankedCompletion]
+    fusion: Fusion, judge: str, context: CompletionContext, ranked: list[RankedCompletion]
 ) -> list[RankedCompletion]:
     spec, likelihood = split_judge_spec(judge)
     if not likelihood:

@@ -2,16 +2,18 @@
 
 ``Fusion.stream(prompt, settings)`` is the one way to run; ``arun`` collects
 the stream into a :class:`FusionResult`, and ``run``/``iter_events`` are the
-synchronous twins (see :mod:`fusion_core.sync`).
+synchronous twins (see :mod:`fusion_core.front_door` and :mod:`fusion_core.sync`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,11 +30,12 @@ from fusion_core.backends.base import (
 )
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
 from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
-from fusion_core.config import Config
+from fusion_core.config import Config, load_config
 from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_calls
 from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, JudgeFailed, JudgeFinished, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import labels_for, new_nonce
+from fusion_core.front_door import FrontDoor
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, judge_by_likelihood, judge_with_llm
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
 from fusion_core.judges.execution import execute_candidates
@@ -42,6 +45,8 @@ from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.option_specs import DEFAULT_MODE, MAX_ROUNDS, check_option
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.result import Candidate, ErrorInfo, FusionResult, JudgeOutcome, RunStatus
+from fusion_core.runlog import RunSink, record_run
+from fusion_core.sync import SyncPortal
 from fusion_core.usage import Pricing, Usage
 
 __all__ = ["CATALOG_TIMEOUT_S", "DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSettings"]
@@ -91,11 +96,13 @@ class RunSettings:
             raise ConfigError("no judge model", hint="Pass --judge MODEL, or run a single model alone.")
 
 
-class Fusion:
+class Fusion(FrontDoor):
     """A fusion session: shares HTTP connections and loaded models across runs.
 
+    ``run_log`` receives every finished run (:mod:`fusion_core.runlog`; None logs nothing);
     ``transport`` lets tests route HTTP through ``httpx.MockTransport``;
     ``rng`` makes label shuffling reproducible; ``clock`` times candidates.
+    The front door (``run``, ``review``, ``complete``, ``with``) is :mod:`fusion_core.front_door`.
     """
 
     def __init__(
@@ -103,58 +110,54 @@ class Fusion:
         config: Config | None = None,
         *,
         local_only: bool = False,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        run_log: RunSink | None = None,
     ) -> None:
         self.config = config or Config()
+        self._env = os.environ if env is None else env
         self._clients = HttpClients(transport)
-        self.resolver = BackendResolver(self.config, self._clients, local_only=local_only, env=env)
+        self._sync = SyncPortal()
+        self.resolver = BackendResolver(
+            self.config, self._clients, local_only=local_only, env=None if env is None else dict(env)
+        )
+        self.run_log = run_log
         self._rng = rng or random.SystemRandom()
         self._clock = clock
 
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        local_only: bool = False,
+        run_log: RunSink | None = None,
+    ) -> Fusion:
+        """A session on ``path``, else the fusion.toml the CLI would find (./fusion.toml, then the user's).
+
+        With no file the built-in pool runs: the embedded local model when no key is set.
+        """
+        config = load_config(Path(path) if path is not None else None)
+        return cls(config, local_only=local_only, env=env, run_log=run_log)
+
     async def aclose(self) -> None:
-        """Close pooled HTTP connections."""
+        """Close the session's HTTP connections on the running loop."""
         await self._clients.aclose()
 
-    def close(self) -> None:
-        """Close the session used from synchronous code (its loop thread and connections)."""
-        from fusion_core.sync import close_portal
-
-        close_portal(self)
-
-    def iter_events(self, prompt: str, settings: RunSettings) -> Iterator[Event]:
-        """The event stream, consumed from synchronous code; closing it cancels the run."""
-        from fusion_core.sync import iter_events
-
-        return iter_events(self, prompt, settings)
-
-    # The synchronous twins live in fusion_core.sync to keep this module about the engine.
-    def run(self, prompt: str, settings: RunSettings) -> FusionResult:
-        """Run to the end from synchronous code, even inside a running event loop."""
-        from fusion_core.sync import run_sync
-
-        return run_sync(self, prompt, settings)
-
-    async def arun(self, prompt: str, settings: RunSettings) -> FusionResult:
-        """Run to the end and return the result."""
-        result: FusionResult | None = None
-        async for event in self.stream(prompt, settings):
-            if isinstance(event, RunFinished):
-                result = event.result
-        assert result is not None  # stream() always ends with RunFinished
-        return result
-
-    async def stream(self, prompt: str, settings: RunSettings) -> AsyncIterator[Event]:
+    async def stream(self, prompt: str, settings: RunSettings | None = None) -> AsyncIterator[Event]:
         """Run a fusion, yielding events; the last event is always RunFinished.
 
         Raises FusionError before the first event when the run cannot start
         (bad settings, missing key, local-only refusal, a model id the endpoint's
         catalogue does not list, a worst case over the cost cap). The catalogues are
         read first, bounded by the timeout, so all of that is known before any
-        request that costs money.
+        request that costs money. Without ``settings``, :meth:`default_settings` run.
         """
+        if settings is None:
+            settings = self.default_settings()
         plan = self._plan(prompt, settings)
         wanted = [(m.spec, *plan.backends[m.name]) for m in plan.members]
         if plan.judge_backend is not None:
@@ -175,6 +178,10 @@ class Fusion:
         task = asyncio.create_task(produce())
         try:
             while (event := await queue.get()) is not None:
+                if isinstance(event, RunFinished) and self.run_log is not None:
+                    # Logged before RunFinished is seen: a log that failed is one more notice.
+                    if failed := record_run(self.run_log, prompt, event.result):
+                        yield failed
                 yield event
             await task  # re-raise anything unexpected from the producer
         finally:

@@ -20,11 +20,13 @@ boundary where they occur, so callers only ever catch these::
     │   ├── ResponseTooLarge    a reply over a [limits] size (line, event, answer, body)
     │   ├── ModelLoadError      a local model that cannot be loaded
     │   └── InternalError       a bug inside a backend, contained to that one call
-    ├── JudgeError              the judge's reply was unusable, even after one repair
-    └── AllCandidatesFailed     no candidate produced an answer
+    └── JudgeError              the judge's reply was unusable, even after one repair
 
 Each error has a short ``kind`` string used in results and JSON output, and a
-``hint`` saying what the user can do about it. Messages and hints are scrubbed of
+``hint`` saying what the user can do about it; every front end shows an error
+through :meth:`FusionError.describe`. A run in which no candidate answered is not
+an exception but data: a result with status ``all_failed`` that keeps every
+candidate's error. Messages and hints are scrubbed of
 API keys when the error is made (:func:`fusion_core.secrets.scrub`).
 """
 
@@ -35,7 +37,6 @@ from typing import Any
 from fusion_core.secrets import scrub
 
 __all__ = [
-    "AllCandidatesFailed",
     "AuthError",
     "BackendError",
     "BackendTimeout",
@@ -206,16 +207,3 @@ class JudgeError(FusionError):
 
     kind = "judge"
     hint = "Every candidate's answer is kept; try another --judge or --mode best-of."
-
-
-class AllCandidatesFailed(FusionError):
-    """No candidate produced an answer; ``failures`` maps member name to its error."""
-
-    kind = "all_failed"
-
-    def __init__(self, failures: dict[str, BackendError | FusionError]) -> None:
-        lines = [f"  {name}: {err.kind}: {err.message}" for name, err in failures.items()]
-        super().__init__("every candidate failed:\n" + "\n".join(lines))
-        self.failures = failures
-        hints = {err.hint for err in failures.values() if err.hint}
-        self.hint = " ".join(sorted(hints))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fusion_core.backends.base import Backend
 from fusion_core.backends.openai_http import OPENROUTER_KEY_ENV, HttpClients, OpenAICompatibleBackend
@@ -30,6 +31,9 @@ from fusion_core.config import Config
 from fusion_core.errors import ConfigError, EgressBlocked
 from fusion_core.local_models import GGUF_PREFIX, LOCAL_PREFIX
 from fusion_core.secrets import register_env_keys
+
+if TYPE_CHECKING:
+    from fusion_core.backends.llama_memory import LocalModel
 
 LIKELIHOOD_PREFIX = "likelihood:"
 REVIEWER_PREFIX = "reviewer:"
@@ -168,6 +172,7 @@ class BackendResolver:
         self._context = ProviderContext(config=config, env=self._env, clients=clients)
         self._registered: dict[str, Provider] = {}  # backend instances (tests), ahead of every plugin
         self._providers: dict[str, Provider] = {}  # entry-point providers, made on first use
+        self._held: list[LocalModel] = []  # local models this session keeps loaded
 
     def register(self, name: str, backend: Backend) -> None:
         """Serve specs ``name:model`` from ``backend`` (e.g. a ScriptedBackend in tests)."""
@@ -193,7 +198,24 @@ class BackendResolver:
         if registered is not None:  # an instance in this process: nothing leaves it
             return registered.resolve(spec)
         self.check_egress([spec])
-        return self._provider(self._provider_name(spec)).resolve(spec)
+        backend, model = self._provider(self._provider_name(spec)).resolve(spec)
+        if is_local_spec(spec):
+            self._hold(backend)
+        return backend, model
+
+    def _hold(self, backend: Backend) -> None:
+        """Keep a local backend's model loaded until this session is closed (see release_local)."""
+        from fusion_core.backends.llama import LlamaBackend  # already imported: it served the spec
+
+        if isinstance(backend, LlamaBackend) and not any(held is backend.model for held in self._held):
+            backend.model.hold()
+            self._held.append(backend.model)
+
+    def release_local(self) -> None:
+        """Let go of this session's local models; one no open session holds is unloaded."""
+        held, self._held = self._held, []
+        for model in held:
+            model.release()
 
     def http_backend(self, endpoint: str, *, require_key: bool = True) -> OpenAICompatibleBackend:
         """The (cached) backend for a named HTTP endpoint."""

@@ -1,10 +1,16 @@
 """A SQLite log of finished runs, for looking back and for per-model cost accounting.
 
-The CLI records every run in ``$XDG_DATA_HOME/fusion/runs.db`` (default
+The log is an optional sink of the engine: ``Fusion(run_log=RunLog(path))``
+records every run the session finishes, whichever front end started it. The
+CLI and the notebook log to ``$XDG_DATA_HOME/fusion/runs.db`` (default
 ``~/.local/share/fusion/runs.db``) unless ``--no-log`` or ``FUSION_NO_LOG=1``
-says not to; ``FUSION_LOG_DB`` points it elsewhere. Only the result is stored:
-prompt, answer, candidates, verdict and usage. No key is ever part of a result,
-and a key pasted into the prompt is masked before it is written.
+says not to; ``FUSION_LOG_DB`` points it elsewhere. The language server logs
+only when its ``runLog`` setting is on. Only the result is stored: prompt,
+answer, candidates, verdict and usage. No key is ever part of a result, and a
+key pasted into the prompt is masked before it is written.
+
+The schema is versioned (table ``schema_version``): opening a log written by an
+older Fusion applies the missing :data:`MIGRATIONS` in one transaction.
 """
 
 from __future__ import annotations
@@ -17,38 +23,89 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from fusion_core.errors import ConfigError
+from fusion_core.errors import ConfigError, FusionError
+from fusion_core.events import Notice
 from fusion_core.result import FusionResult
 from fusion_core.secrets import scrub_known
 
 LOG_DB_ENV = "FUSION_LOG_DB"
 NO_LOG_ENV = "FUSION_NO_LOG"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    finished_at REAL NOT NULL,
-    mode TEXT NOT NULL,
-    status TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    wall_s REAL NOT NULL,
-    cost REAL,
-    result_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS calls (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    model TEXT NOT NULL,
-    role TEXT NOT NULL,
-    status TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    cost REAL,
-    cost_estimated INTEGER NOT NULL,
-    latency_s REAL
-);
-CREATE INDEX IF NOT EXISTS calls_model ON calls(model);
-"""
+# Schema version N is MIGRATIONS[:N] applied in order. Never edit a shipped step: append one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the first log (written before the version table existed, hence IF NOT EXISTS).
+    (
+        """CREATE TABLE IF NOT EXISTS runs (
+            id INTEGER PRIMARY KEY,
+            finished_at REAL NOT NULL,
+            mode TEXT NOT NULL,
+            status TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            wall_s REAL NOT NULL,
+            cost REAL,
+            result_json TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS calls (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            role TEXT NOT NULL,
+            status TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cost REAL,
+            cost_estimated INTEGER NOT NULL,
+            latency_s REAL
+        )""",
+        "CREATE INDEX IF NOT EXISTS calls_model ON calls(model)",
+    ),
+    # 2: which front end ran it, now that notebook and language-server runs are logged too.
+    ("ALTER TABLE runs ADD COLUMN source TEXT NOT NULL DEFAULT ''",),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class RunSink(Protocol):
+    """Receives every run a :class:`~fusion_core.engine.Fusion` session finishes."""
+
+    def record(self, prompt: str, result: FusionResult) -> object:
+        """Store one finished run; raise FusionError when it cannot."""
+        ...
+
+
+def record_run(sink: RunSink, prompt: str, result: FusionResult) -> Notice | None:
+    """Hand a finished run to ``sink``; a sink that failed costs a notice, never the answer."""
+    try:
+        sink.record(prompt, result)
+    except FusionError as exc:
+        return Notice(message=f"run not logged: {exc.message}")
+    return None
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring ``db`` to :data:`SCHEMA_VERSION` in one transaction; returns the version it had."""
+    previous, db.isolation_level = db.isolation_level, None  # explicit transaction: DDL included, one writer at a time
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            found = int(row[0]) if row and row[0] is not None else 0
+            for steps in MIGRATIONS[found:]:
+                for statement in steps:
+                    db.execute(statement)
+            if found < SCHEMA_VERSION:
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        db.isolation_level = previous
+    return found
 
 
 @dataclass(frozen=True)
@@ -116,17 +173,27 @@ def default_log_path(env: Mapping[str, str]) -> Path | None:
 
 
 class RunLog:
-    """The run log at ``path``; every method opens, uses and closes its own connection."""
+    """The run log at ``path``; every method opens, uses and closes its own connection.
 
-    def __init__(self, path: Path) -> None:
+    ``source`` names the front end whose runs this log records (``cli``, ``notebook``, ``lsp``).
+    """
+
+    def __init__(self, path: Path, *, source: str = "") -> None:
         self.path = path
+        self.source = source
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, source: str = "") -> RunLog | None:
+        """The default log (:func:`default_log_path`), or None when logging is switched off."""
+        path = default_log_path(env)
+        return None if path is None else cls(path, source=source)
 
     def record(self, prompt: str, result: FusionResult, *, now: float | None = None) -> int:
         """Store a finished run; returns its id."""
         with self._session(create=True) as db:
             cursor = db.execute(
-                "INSERT INTO runs (finished_at, mode, status, prompt, answer, wall_s, cost, result_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (finished_at, mode, status, prompt, answer, wall_s, cost, result_json, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     time.time() if now is None else now,
                     result.mode,
@@ -136,6 +203,7 @@ class RunLog:
                     result.wall_s,
                     result.usage.cost,
                     result.to_json(indent=None),
+                    self.source,
                 ),
             )
             run_id = int(cursor.lastrowid or 0)
@@ -246,13 +314,13 @@ class RunLog:
         if not create and not self.path.exists():
             # Reading an empty log is not an error: there is simply nothing yet.
             db = sqlite3.connect(":memory:")
-            db.executescript(SCHEMA)
+            migrate(db)
             return db
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path)
-            db.executescript(SCHEMA)
+            migrate(db)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot use the run log {self.path}: {exc}",

@@ -280,7 +280,7 @@ class FusionMagics(Magics):
         return True
 
     def _error(self, exc: FusionError) -> FusionMagicError:
-        text = f"fusion: {exc.message}" + (f"\n  → {exc.hint}" if exc.hint else "")
+        text = f"fusion: {exc.describe()}"
         return FusionMagicError(self.session.redact(text))
 
     # -- %fuse_pools ------------------------------------------------------------------
@@ -332,7 +332,7 @@ class FusionMagics(Magics):
         try:
             resolved, _ = self.session.resolve(RunOptions())
         except FusionError as exc:
-            lines.append(f"a %%fuse cell without options would fail: {exc.message}")
+            lines.append(f"a %%fuse cell without options would fail: {exc.describe()}")
             return lines
         s = resolved.settings
         lines.append("a %%fuse cell without options runs:")

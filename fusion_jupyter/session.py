@@ -20,6 +20,7 @@ from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion
 from fusion_core.options import Resolved, RunOptions, resolve_settings
+from fusion_core.runlog import LOG_DB_ENV, NO_LOG_ENV, RunLog
 from fusion_core.secrets import Secret, redact
 
 
@@ -86,7 +87,9 @@ class FusionSession:
         fingerprint = (config, local_only, self._env_digest(config))
         if self._fusion is None or fingerprint != self._fingerprint:
             self.close()
-            self._fusion = Fusion(config, local_only=local_only, env=dict(self.env))
+            # Notebook runs are logged like the CLI's (FUSION_NO_LOG=1 turns it off).
+            run_log = RunLog.from_env(self.env, source="notebook")
+            self._fusion = Fusion(config, local_only=local_only, env=dict(self.env), run_log=run_log)
             self._fingerprint = fingerprint
             if not self._atexit_registered:
                 # The engine's loop thread must be stopped before the interpreter
@@ -97,7 +100,7 @@ class FusionSession:
 
     def _env_digest(self, config: Config) -> str:
         """A digest of the variables the engine reads, so keys are not kept around in clear."""
-        names = [OPENROUTER_KEY_ENV, OPENROUTER_BASE_URL_ENV]
+        names = [OPENROUTER_KEY_ENV, OPENROUTER_BASE_URL_ENV, LOG_DB_ENV, NO_LOG_ENV, "XDG_DATA_HOME"]
         names += [e.api_key_env for e in config.endpoints.values() if e.api_key_env]
         values = "\0".join(f"{name}={self.env.get(name, '')}" for name in names)
         return hashlib.sha256(values.encode()).hexdigest()

@@ -291,7 +291,7 @@ async def explanation(ls: FusionServer, uri: str, live: LiveFinding) -> str:
             )
             rationale = reply.text + (f" {TRUNCATED}" if reply.finish_reason == "length" else "")
         except FusionError as exc:
-            ls.log(f"Fusion explain: the judge {judge} failed: {exc.message}", types.MessageType.Warning)
+            ls.log(f"Fusion explain: the judge {judge} failed: {exc.describe()}", types.MessageType.Warning)
     text = _compose(finding, judge if rationale else None, rationale)
     ls.remember_explanation(key, text)
     return text

@@ -156,8 +156,10 @@ class FusionServer(LanguageServer):
         """The engine session (created on first use, replaced when settings change)."""
         if self._fusion is None:
             from fusion_core.engine import Fusion
+            from fusion_core.runlog import RunLog
 
-            self._fusion = Fusion(self.config, local_only=self.settings.local_only)
+            run_log = RunLog.from_env(os.environ, source="lsp") if self.settings.run_log else None
+            self._fusion = Fusion(self.config, local_only=self.settings.local_only, run_log=run_log)
         return self._fusion
 
     def reload_settings(self) -> None:

@@ -65,6 +65,8 @@ class LspSettings:
     cost_cap_usd: float | None = None
     max_review_bytes: int = DEFAULT_MAX_REVIEW_BYTES
     preload_local: bool = True
+    # Log the server's fusion runs to the run log (fusion_core.runlog); off: editors run often.
+    run_log: bool = False
 
 
 # Each setting the language server shares with ``fusion run`` follows that option's rule in
@@ -93,6 +95,7 @@ LSP_ONLY_SPECS = (
     OptionSpec("debounce_s", float, "seconds a completion request waits before it starts", minimum=0.0),
     OptionSpec("max_review_bytes", int, "refuse to review a bigger file (review a selection)", positive=True),
     OptionSpec("preload_local", bool, "load the completion pool's local models at start-up"),
+    OptionSpec("run_log", bool, "record the server's fusion runs in the run log (`fusion logs`)"),
 )
 RULES: dict[str, OptionSpec] = {key: SPECS_BY_NAME[name] for key, name in _SHARED_RULES.items()}
 RULES |= {spec.name: spec for spec in LSP_ONLY_SPECS}

@@ -377,6 +377,7 @@ class LocalModel:
         self._memory_probe = memory_probe
         self._llama: llama_cpp.Llama | None = None
         self._load_lock = threading.Lock()
+        self._holders = 0  # open Fusion sessions using this model (see hold/release)
         # One thread per model: the context is single-threaded anyway, and waiting members
         # then queue here instead of filling the event loop's default executor.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusion-llama")
@@ -410,6 +411,21 @@ class LocalModel:
                 self._llama = llm
                 self.load_count += 1
             return self._llama
+
+    def hold(self) -> None:
+        """A session uses this model: it stays loaded until every holder released it."""
+        with self._load_lock:
+            self._holders += 1
+
+    def release(self) -> None:
+        """A session is closed; the last holder frees the weights (a later use loads them again)."""
+        with self._load_lock:
+            self._holders = max(0, self._holders - 1)
+            if self._holders or self._llama is None:
+                return
+            with self.lock:  # not while a reply or a score is being computed
+                llm, self._llama = self._llama, None
+        llm.close()
 
     def _error(self, message: str, hint: str) -> ModelLoadError:
         return ModelLoadError(message, backend=BACKEND_NAME, model=str(self.path), hint=hint)

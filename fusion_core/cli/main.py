@@ -49,7 +49,7 @@ from fusion_core.options import (
     resolve_settings,
 )
 from fusion_core.result import FusionResult
-from fusion_core.runlog import RunLog, default_log_path
+from fusion_core.runlog import RunLog
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -203,7 +203,9 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     resolved = resolve_settings(RunOptions.from_namespace(args), config, os.environ)
     if resolved.notice:
         err.print(f"[cyan]{escape(resolved.notice)}[/]")
-    fusion = Fusion(config, local_only=resolved.local_only)
+    # The engine logs the run (a log that fails is a notice); --no-log or FUSION_NO_LOG=1 skips it.
+    run_log = None if args.no_log else RunLog.from_env(os.environ, source="cli")
+    fusion = Fusion(config, local_only=resolved.local_only, run_log=run_log)
     fusion.preflight(resolved.settings)
     if resolved.local_only:
         from fusion_core.egress import forbid_network
@@ -212,20 +214,7 @@ def _run(args: argparse.Namespace, config: Config, err: Console) -> int:
     _prepare_local_models(resolved.settings.pool + (resolved.settings.judge,), config, err)
     live_answer = not args.json and sys.stdout.isatty()
     result, printed = asyncio.run(_stream(fusion, prompt, resolved.settings, err, live_answer=live_answer))
-    code = _finish(result, args.json, err, answer_printed=printed)
-    _record(prompt, result, err, enabled=not args.no_log)
-    return code
-
-
-def _record(prompt: str, result: FusionResult, err: Console, *, enabled: bool) -> None:
-    """Log the run; a broken log costs a warning, never the answer or the exit code."""
-    path = default_log_path(os.environ) if enabled else None
-    if path is None:
-        return
-    try:
-        RunLog(path).record(prompt, result)
-    except FusionError as exc:
-        err.print(f"[yellow]warning:[/] run not logged: {escape(exc.message)}")
+    return _finish(result, args.json, err, answer_printed=printed)
 
 
 async def _stream(
@@ -318,9 +307,7 @@ def _report(err: Console, exc: FusionError, args: argparse.Namespace) -> None:
                 {"status": "error", "error": {"kind": exc.kind, "message": exc.message, "hint": exc.hint}}, indent=2
             )
         )
-    err.print(f"[red]error:[/] {escape(exc.message)}")
-    if exc.hint:
-        err.print(f"  → {escape(exc.hint)}")
+    err.print(f"[red]error:[/] {escape(exc.describe())}")
 
 
 def _path(value: str | None) -> Path | None:

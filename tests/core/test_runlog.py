@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fusion_core.errors import ConfigError
-from fusion_core.runlog import RunLog, default_log_path
+from fusion_core.runlog import SCHEMA_VERSION, RunLog, default_log_path, migrate
 from fusion_core.testing.server import TestServer
 from tests.conftest import TEST_KEY
 
@@ -152,3 +152,49 @@ def test_costs_since_a_date_fold_samples_into_their_model(
     assert future.returncode == 0 and future.stdout.startswith("no runs logged since 2999-01-01")
     bad = cli(env, "costs", "--since", "last tuesday")
     assert bad.returncode == 2 and "is not a date" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# The log as the first release wrote it: no version table, no source column.
+FIRST_SCHEMA = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY, finished_at REAL NOT NULL, mode TEXT NOT NULL, status TEXT NOT NULL,
+    prompt TEXT NOT NULL, answer TEXT NOT NULL, wall_s REAL NOT NULL, cost REAL, result_json TEXT NOT NULL);
+CREATE TABLE calls (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    role TEXT NOT NULL, status TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    cost REAL, cost_estimated INTEGER NOT NULL, latency_s REAL);
+CREATE INDEX calls_model ON calls(model);
+INSERT INTO runs VALUES (1, 1700000000.0, 'merge', 'ok', 'an old question', 'an old answer', 1.5, 0.01, '{}');
+INSERT INTO calls VALUES (1, 'mock/alpha', 'candidate', 'ok', 10, 20, 0.01, 0, 0.5);
+"""
+
+
+def test_an_old_log_is_migrated_and_keeps_its_runs(
+    server: TestServer, remote_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(FIRST_SCHEMA)
+    db.close()
+    env = dict(remote_env, FUSION_LOG_DB=str(path))
+    logs = cli(env, "logs")
+    assert logs.returncode == 0 and "an old question" in logs.stdout
+    run = cli(env, "run", "a new question", "--pool", "mock/alpha", "--judge", "mock/judge")
+    assert run.returncode == 0, run.stderr
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        rows = db.execute("SELECT prompt, source FROM runs ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert rows == [("an old question", ""), ("a new question", "cli")]
+    assert [r.prompt for r in RunLog(path).recent(5)] == ["a new question", "an old question"]
+    assert {t.model: t.calls for t in RunLog(path).totals()}["mock/alpha"] == 2
+
+
+def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "new.db")
+    try:
+        assert migrate(db) == 0
+        assert migrate(db) == SCHEMA_VERSION
+        assert db.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+    finally:
+        db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from rendered import shown_text
 
 from fusion_core.options import RunOptions
 from fusion_core.result import FusionResult
+from fusion_core.runlog import RunLog
 from fusion_core.testing.server import TestServer
 from fusion_jupyter import FusionMagicError, FusionMagics, FusionOutput, interpolate
 from fusion_jupyter.magic import LAST_RESULT_NAME
@@ -149,6 +151,19 @@ def test_partial_failure_keeps_the_survivors(ip: InteractiveShell) -> None:
     assert error is not None and error.kind == "no_credits" and error.status == 402
     markdown = shown_text(shown._repr_mimebundle_()["text/markdown"])
     assert "no_credits" in markdown and "402" in markdown and result.answer in markdown
+
+
+def test_notebook_runs_are_logged_like_the_cli(ip: InteractiveShell, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("FUSION_LOG_DB", str(tmp_path / "notebook.db"))
+    fuse(ip, POOL + " -o res", cell="logged from a notebook")
+    (run,) = RunLog(tmp_path / "notebook.db").recent(5)
+    assert run.prompt == "logged from a notebook" and run.answer == ip.user_ns["res"].answer
+    with sqlite3.connect(tmp_path / "notebook.db") as db:
+        assert db.execute("SELECT source FROM runs").fetchall() == [("notebook",)]
+    db.close()
+    monkeypatch.setenv("FUSION_NO_LOG", "1")
+    fuse(ip, POOL, cell="not logged")
+    assert [r.prompt for r in RunLog(tmp_path / "notebook.db").recent(5)] == ["logged from a notebook"]
 
 
 def test_all_fail_is_shown_not_raised(ip: InteractiveShell, capsys: Any) -> None:

@@ -73,6 +73,15 @@ def test_default_pools_follow_the_key() -> None:
     assert build_settings(parse_config("local_only = true"), [], KEY_ENV)[0].review_pool == ("tool:ruff", "tool:bandit")
 
 
+def test_the_run_log_is_off_in_the_server_unless_a_setting_turns_it_on() -> None:
+    assert build_settings(parse_config(""), [], {})[0].run_log is False
+    assert build_settings(parse_config("[lsp]\nrun_log = true"), [], {})[0].run_log is True
+    on, problems = build_settings(parse_config(""), [{"fusion": {"runLog": True}}], {})
+    assert on.run_log is True and problems == []
+    _, problems = build_settings(parse_config(""), [{"runLog": "yes"}], {})
+    assert problems == ["settings: runLog: must be true or false, not str 'yes'"]
+
+
 def test_the_server_runs_local_models_on_half_the_cores_unless_configured() -> None:
     assert [local_threads(n) for n in (None, 1, 2, 3, 8)] == [1, 1, 1, 1, 4]
     assert server_config(parse_config("")).local.n_threads == local_threads(os.cpu_count())

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from fusion_core.backends.llama import local_backend
+from fusion_core.backends.llama.backend import local_backend
 from fusion_core.config import LocalConfig
 from fusion_core.events import Event
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution

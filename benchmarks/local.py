@@ -42,9 +42,9 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fusion_core.backends.base import ChatRequest, complete
-from fusion_core.backends.llama import LlamaBackend, LoadSettings, LocalModel, local_backend
+from fusion_core.backends.llama.backend import LlamaBackend, LoadSettings, LocalModel, local_backend
+from fusion_core.backends.llama.models import prepare_embedded_model
 from fusion_core.config import LocalConfig
-from fusion_core.local_models import prepare_embedded_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_batch import batch_table, measure_batches, measure_threads, threads_table  # noqa: E402

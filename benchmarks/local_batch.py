@@ -25,8 +25,8 @@ import time
 from typing import Any
 
 from fusion_core.backends.base import ChatRequest, Message, complete
-from fusion_core.backends.llama import LlamaBackend, local_backend
-from fusion_core.backends.llama_hardware import cores
+from fusion_core.backends.llama.backend import LlamaBackend, local_backend
+from fusion_core.backends.llama.hardware import cores
 from fusion_core.config import LocalConfig
 
 BATCH_SIZES = (1, 2, 3, 5, 8)

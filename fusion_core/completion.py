@@ -28,10 +28,10 @@ from fusion_core.cost import check_cost
 from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, new_nonce
-from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.redaction import redact_code, wire_text
 from fusion_core.result import Candidate
+from fusion_core.specs import expand_pool, is_local_spec, split_judge_spec
 
 if TYPE_CHECKING:
     from fusion_core.engine import Fusion

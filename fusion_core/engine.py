@@ -39,13 +39,13 @@ from fusion_core.front_door import FrontDoor
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, judge_by_likelihood, judge_with_llm
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
 from fusion_core.judges.execution import execute_candidates
-from fusion_core.models import BackendResolver, JudgeSpec, Member, expand_pool, parse_judge_spec
 from fusion_core.modes import MODES, Verdict
 from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.option_specs import DEFAULT_MODE, MAX_ROUNDS, check_option
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.result import Candidate, ErrorInfo, FusionResult, JudgeOutcome, RunStatus
 from fusion_core.runlog import RunSink, record_run
+from fusion_core.specs import BackendResolver, JudgeSpec, Member, expand_pool, parse_judge_spec
 from fusion_core.sync import SyncPortal
 from fusion_core.usage import Pricing, Usage
 
@@ -54,7 +54,7 @@ __all__ = ["CATALOG_TIMEOUT_S", "DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSett
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How to run one fusion. ``pool`` holds model specs (see :mod:`fusion_core.models`).
+    """How to run one fusion. ``pool`` holds model specs (see :mod:`fusion_core.specs`).
 
     An empty ``judge`` is allowed for a pool of one model: it runs alone and its
     answer is the result. ``max_cost_usd`` refuses a run whose worst case costs

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Self
 
 from fusion_core.config import Config
 from fusion_core.events import Event, RunFinished
-from fusion_core.models import BackendResolver
 from fusion_core.result import FusionResult
+from fusion_core.specs import BackendResolver
 from fusion_core.sync import SyncPortal, collect_result
 
 if TYPE_CHECKING:

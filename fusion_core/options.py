@@ -25,9 +25,9 @@ from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, OPENROUTER_KEY_E
 from fusion_core.config import Config, PoolConfig, PoolOptions
 from fusion_core.engine import RunSettings
 from fusion_core.errors import ConfigError
-from fusion_core.models import expand_pool
 from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.option_specs import DEFAULT_MODE, OPTION_SPECS, check_option, parse_provider_option
+from fusion_core.specs import expand_pool
 
 EMBEDDED_MODEL = "local/gemma-3-270m"
 # The pool ``fusion review`` and the language server's reviews use when fusion.toml defines it.

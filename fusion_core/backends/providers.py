@@ -7,12 +7,13 @@
   (:mod:`fusion_core.analysers`) and answer no prompts.
 
 Test backends (:class:`~fusion_core.backends.scripted.ScriptedBackend`) are
-registered as instances with :meth:`fusion_core.models.BackendResolver.register`.
+registered as instances with :meth:`fusion_core.specs.BackendResolver.register`.
 """
 
 from __future__ import annotations
 
 from fusion_core.backends.base import Backend
+from fusion_core.backends.llama.models import GGUF_PREFIX, LOCAL_PREFIX
 from fusion_core.backends.openai_http import (
     OPENROUTER_BASE_URL,
     OPENROUTER_BASE_URL_ENV,
@@ -21,7 +22,6 @@ from fusion_core.backends.openai_http import (
 )
 from fusion_core.backends.registry import DEFAULT_PROVIDER, ProviderContext, not_a_spec, unknown_prefix
 from fusion_core.errors import ConfigError, MissingKey
-from fusion_core.local_models import GGUF_PREFIX, LOCAL_PREFIX
 from fusion_core.secrets import Secret
 
 __all__ = ["OPENROUTER", "HttpProvider", "LocalProvider", "ToolProvider"]
@@ -111,7 +111,7 @@ class LocalProvider:
             raise ConfigError(
                 f"{spec!r} is not a local model spec", hint="Write local/NAME or gguf:/path/to/model.gguf."
             )
-        from fusion_core.backends.llama import local_backend  # heavy: import on first use
+        from fusion_core.backends.llama.backend import local_backend  # heavy: import on first use
 
         return local_backend(spec, self._context.config.local)
 

@@ -46,10 +46,10 @@ from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings, member_request
 from fusion_core.errors import ConfigError, FusionError
 from fusion_core.events import Event
-from fusion_core.models import expand_pool, is_local_spec
 from fusion_core.options import default_pool, resolve_pool
 from fusion_core.pool import Job, run_round
 from fusion_core.result import Candidate, FusionResult
+from fusion_core.specs import expand_pool, is_local_spec
 from fusion_core.usage import Usage
 
 __all__ = ["BudgetReached", "FusionModelAPI", "budget_for", "pool_settings"]

@@ -39,7 +39,6 @@ from fusion_core.eval.findings_score import (
 )
 from fusion_core.eval.review_report import ReviewReport, build_review_report
 from fusion_core.eval.run import EvalOptions
-from fusion_core.models import expand_pool
 from fusion_core.pool import Job
 from fusion_core.review import (
     DEFAULT_REVIEW_MAX_TOKENS,
@@ -51,6 +50,7 @@ from fusion_core.review import (
     plan_review,
     review,
 )
+from fusion_core.specs import expand_pool
 
 __all__ = [
     "REVIEW_KEY",

@@ -31,8 +31,8 @@ from fusion_core.errors import CostCapExceeded, FusionError
 from fusion_core.eval.provider import METADATA_KEY, budget_for, pool_settings
 from fusion_core.eval.report import ORACLE, EvalReport, SampleRecord, build_report
 from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS
-from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.sandbox import isolation
+from fusion_core.specs import expand_pool, is_local_spec, split_judge_spec
 
 __all__ = ["EvalOptions", "evaluate", "estimate_cost"]
 

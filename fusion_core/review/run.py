@@ -20,13 +20,13 @@ from fusion_core.cost import check_cost
 from fusion_core.errors import ConfigError, FusionError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import new_nonce
-from fusion_core.models import Member, expand_pool, is_local_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.redaction import Redaction, redact_code, wire_text
 from fusion_core.result import Candidate
 from fusion_core.review.merge import ReviewOutcome, merge_reports
 from fusion_core.review.parse import read_reports
 from fusion_core.review.prompt import FINDINGS_SCHEMA, ReviewTarget, review_messages, split_lines
+from fusion_core.specs import Member, expand_pool, is_local_spec
 
 if TYPE_CHECKING:
     from fusion_core.engine import Fusion

@@ -29,14 +29,14 @@ def fusion(
     cwd: Path,
     stdin: bytes | str | None = None,
 ) -> CliRun:
-    """``python -m fusion_core ARGS`` in ``cwd`` with ``HOME`` there too (so no user config applies).
+    """``python -m fusion_cli ARGS`` in ``cwd`` with ``HOME`` there too (so no user config applies).
 
     ``stdin`` None means /dev/null, as for a command started by a script; bytes or
     text arrive through a pipe, as with ``cat file | fusion ...``.
     """
     data = stdin.encode() if isinstance(stdin, str) else stdin
     done = subprocess.run(
-        [sys.executable, "-m", "fusion_core", *args],
+        [sys.executable, "-m", "fusion_cli", *args],
         env={**env, "HOME": str(cwd), "FUSION_NO_LOG": "1"},
         cwd=cwd,
         input=data,

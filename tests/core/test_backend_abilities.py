@@ -21,7 +21,7 @@ from fusion_core.backends.base import (
     complete,
     consume,
 )
-from fusion_core.backends.llama import LlamaBackend, LocalModel
+from fusion_core.backends.llama.backend import LlamaBackend, LocalModel
 from fusion_core.backends.openai_http import HttpClients, OpenAICompatibleBackend
 from fusion_core.backends.scripted import ScriptedBackend
 from fusion_core.secrets import Secret

@@ -23,7 +23,7 @@ from fusion_core.display import AnswerSoFar
 from fusion_core.testing.server import TestServer
 from tests.fuzzing import fuzz
 
-FUSION = [sys.executable, "-m", "fusion_core"]
+FUSION = [sys.executable, "-m", "fusion_cli"]
 # Wide enough that no line of the summary wraps, whatever rich's default for pipes.
 WIDE = "400"
 # Only a safety net against a hung child: no assertion depends on it.

@@ -198,7 +198,7 @@ def test_the_live_view_on_a_terminal_shows_names_as_text(
     primary, secondary = os.openpty()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "fusion_core", "run", "q", "-m", model],
+            [sys.executable, "-m", "fusion_cli", "run", "q", "-m", model],
             env={**remote_env, "HOME": str(tmp_path), "FUSION_NO_LOG": "1", "COLUMNS": "200"},
             cwd=tmp_path,
             stdin=subprocess.DEVNULL,

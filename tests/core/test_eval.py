@@ -95,7 +95,7 @@ def script_coders(server: TestServer) -> None:
 
 def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "fusion_cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=240
     )
 
 
@@ -289,8 +289,7 @@ def test_a_rerun_takes_finished_samples_from_the_cache(
 def test_missing_extra_is_one_clear_line() -> None:
     # sys.modules[name] = None makes the import fail, as it does without the [eval] extra.
     script = (
-        "import sys; sys.modules['inspect_ai'] = None; "
-        "from fusion_core.cli.main import main; sys.exit(main(sys.argv[1:]))"
+        "import sys; sys.modules['inspect_ai'] = None; from fusion_cli.main import main; sys.exit(main(sys.argv[1:]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, "eval", "x.jsonl", "--pool", "mock/alpha"],
@@ -315,7 +314,7 @@ async def test_the_python_api_works_inside_a_running_event_loop(
 
 def test_fusion_starts_without_importing_inspect() -> None:
     script = (
-        "import sys; from fusion_core.cli.main import build_parser; build_parser(); import fusion_core.eval; "
+        "import sys; from fusion_cli.main import build_parser; build_parser(); import fusion_core.eval; "
         "sys.exit(1 if {'inspect_ai', 'matplotlib'} & set(sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 0

@@ -40,7 +40,7 @@ def generate(**model_args: str) -> tuple[str, dict]:  # type: ignore[type-arg]
 def test_code_prompts_take_the_fusion_run_path_and_members_alone_match(tmp_path: Path) -> None:
     env = dict(os.environ, FUSION_NO_LOG="1", INSPECT_CACHE_DIR=str(tmp_path / "cache"))
     done = subprocess.run(
-        [sys.executable, "-m", "fusion_core", "run", "--pool", POOL, "--max-tokens", str(MAX_TOKENS), "--json", "-"],
+        [sys.executable, "-m", "fusion_cli", "run", "--pool", POOL, "--max-tokens", str(MAX_TOKENS), "--json", "-"],
         input=prompt_of("string_length"),
         env=env,
         capture_output=True,

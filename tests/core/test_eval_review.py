@@ -115,7 +115,7 @@ def small_dev_set(tmp_path: Path) -> Path:
 
 def fusion_eval(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", "eval", *args],
+        [sys.executable, "-m", "fusion_cli", "eval", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -32,7 +32,7 @@ def test_the_readme_first_command_gives_a_complete_correct_answer_and_says_why(t
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
     # An empty folder: no fusion.toml to pick up, as for a new user.
     run = subprocess.run(
-        [sys.executable, "-m", "fusion_core", "run", prompt, "--json"],
+        [sys.executable, "-m", "fusion_cli", "run", prompt, "--json"],
         env=dict(env, COLUMNS="400"),
         cwd=tmp_path,
         capture_output=True,

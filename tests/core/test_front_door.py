@@ -169,7 +169,7 @@ def test_the_default_front_door_runs_the_embedded_model(tmp_path: Path, monkeypa
 
 @pytest.mark.local
 def test_closing_unloads_the_local_models_no_other_open_session_holds() -> None:
-    from fusion_core.backends.llama import LlamaBackend
+    from fusion_core.backends.llama.backend import LlamaBackend
 
     # Its own [local] settings: a model instance no other test's session holds.
     config = parse_config("[local]\nn_ctx = 1536")

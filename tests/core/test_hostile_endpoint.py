@@ -65,7 +65,7 @@ def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> Run:
     """Run ``fusion`` to the end and measure its peak RSS and wall time."""
     with tempfile.TemporaryDirectory() as scratch:
         out, err, rss = (Path(scratch) / name for name in ("out", "err", "rss"))
-        command = [sys.executable, "-c", PEAK_RSS_WRAPPER, str(rss), sys.executable, "-m", "fusion_core", *args]
+        command = [sys.executable, "-c", PEAK_RSS_WRAPPER, str(rss), sys.executable, "-m", "fusion_cli", *args]
         started = time.monotonic()
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(

@@ -21,9 +21,9 @@ from fusion_core.backends.scripted import ScriptedBackend
 from fusion_core.events import Event
 from fusion_core.judges.execution import execute_candidates
 from fusion_core.judges.likelihood import judge_by_likelihood, likelihood_components, repetition
-from fusion_core.models import parse_judge_spec
 from fusion_core.result import Candidate
 from fusion_core.sandbox import isolation
+from fusion_core.specs import parse_judge_spec
 from fusion_core.testing.server import TestServer
 
 PROMPT = '''def add(a: int, b: int) -> int:
@@ -240,7 +240,7 @@ def test_exec_in_another_mode_runs_as_best_of() -> None:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", "run", *args],
+        [sys.executable, "-m", "fusion_cli", "run", *args],
         env=env,
         capture_output=True,
         text=True,

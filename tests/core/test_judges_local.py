@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from fusion_core.backends.base import ChatRequest, Message, complete
-from fusion_core.backends.llama import LlamaBackend, local_backend
+from fusion_core.backends.llama.backend import LlamaBackend, local_backend
 from fusion_core.config import LocalConfig
 from fusion_core.events import Event
 from fusion_core.judges.likelihood import judge_by_likelihood

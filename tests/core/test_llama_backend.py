@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from fusion_core.backends.base import Backend, ChatRequest, Chunk, Message, complete
-from fusion_core.backends.llama import LlamaBackend, LocalModel, local_backend
-from fusion_core.backends.llama_memory import (
+from fusion_core.backends.llama.backend import LlamaBackend, LocalModel, local_backend
+from fusion_core.backends.llama.memory import (
     check_memory_fits,
     estimate_memory,
     read_gguf_metadata,
 )
-from fusion_core.backends.llama_prompts import (
+from fusion_core.backends.llama.models import embedded_model_ready, prepare_embedded_model
+from fusion_core.backends.llama.prompts import (
     CODE_STOPS,
     QA_STOPS,
     StopScanner,
@@ -26,7 +27,6 @@ from fusion_core.backends.llama_prompts import (
 )
 from fusion_core.config import LocalConfig
 from fusion_core.errors import BadRequest, ConfigError, ModelLoadError
-from fusion_core.local_models import embedded_model_ready, prepare_embedded_model
 
 pytestmark = pytest.mark.local
 

@@ -12,11 +12,11 @@ from dataclasses import replace
 import pytest
 
 from fusion_core.backends.base import ChatRequest, Message
-from fusion_core.backends.llama import LlamaBackend, local_backend
+from fusion_core.backends.llama.backend import LlamaBackend, local_backend
 from fusion_core.config import LocalConfig
 from fusion_core.events import CandidateDelta, CandidateFinished, CandidateStarted, Event
-from fusion_core.models import SAMPLE_TEMPERATURES
 from fusion_core.pool import Job, run_round
+from fusion_core.specs import SAMPLE_TEMPERATURES
 
 pytestmark = pytest.mark.local
 

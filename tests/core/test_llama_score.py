@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fusion_core.backends.llama import LlamaBackend, LoadSettings, local_backend
-from fusion_core.backends.llama_hardware import gpu_layers_for
+from fusion_core.backends.llama.backend import LlamaBackend, LoadSettings, local_backend
+from fusion_core.backends.llama.hardware import gpu_layers_for
 from fusion_core.config import LocalConfig, parse_config
 from tests.core.fusion_cli import fusion
 

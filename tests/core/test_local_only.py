@@ -20,7 +20,7 @@ WATCHED_CLI = textwrap.dedent(
         if event in ("socket.connect", "socket.getaddrinfo"):
             connects.append([event, repr(args[1] if len(args) > 1 else args)])
     sys.addaudithook(hook)
-    from fusion_core.cli.main import main
+    from fusion_cli.main import main
     code = main(sys.argv[1:])
     print("CONNECTS=" + json.dumps(connects), file=sys.stderr)
     sys.exit(code)

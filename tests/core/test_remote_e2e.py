@@ -28,7 +28,7 @@ def cli(
     stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", *args],
+        [sys.executable, "-m", "fusion_cli", *args],
         env=env,
         cwd=cwd,
         input=stdin,
@@ -259,7 +259,7 @@ def test_ctrl_c_cancels_and_closes_connections(server: TestServer, remote_env: d
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "fusion_core", "run", "q", "--pool", "mock/hang,mock/alpha", "--judge", "mock/judge"],
+        [sys.executable, "-m", "fusion_cli", "run", "q", "--pool", "mock/hang,mock/alpha", "--judge", "mock/judge"],
         env=remote_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

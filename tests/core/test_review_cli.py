@@ -18,7 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from fusion_core.cli.review_output import escape_data, escape_property
+from fusion_cli.review_output import escape_data, escape_property
 from fusion_core.testing.server import TestServer
 
 DATA = Path(__file__).parent.parent / "data" / "review"
@@ -62,7 +62,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
 
 def fusion(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", "review", *args],
+        [sys.executable, "-m", "fusion_cli", "review", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

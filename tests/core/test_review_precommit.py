@@ -64,7 +64,7 @@ def test_pre_commit_try_repo_blocks_a_commit_with_an_agreed_error(tmp_path: Path
 
 
 def test_github_actions_example_runs_valid_fusion_review_commands() -> None:
-    from fusion_core.cli.main import build_parser
+    from fusion_cli.main import build_parser
 
     workflow = yaml.safe_load((ROOT / "examples" / "github-actions" / "fusion-review.yml").read_text())
     steps = workflow["jobs"]["review"]["steps"]

@@ -13,9 +13,9 @@ import random
 
 from rich.console import Console
 
+from fusion_cli.progress import RunView
 from fusion_core import Fusion, RunSettings
 from fusion_core.backends.scripted import ScriptedBackend
-from fusion_core.cli.progress import RunView
 from fusion_core.errors import NoCredits
 from fusion_core.events import CandidateEvent, Event, JudgeFailed, JudgeFinished, RunFinished
 from fusion_core.result import FusionResult

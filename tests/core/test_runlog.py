@@ -20,7 +20,7 @@ from tests.conftest import TEST_KEY
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "fusion_cli", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 

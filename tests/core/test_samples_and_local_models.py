@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fusion_core.models import MAX_SAMPLES, expand_pool
+from fusion_core.specs import MAX_SAMPLES, expand_pool
 from fusion_core.testing.server import TestServer
 
-FUSION = [sys.executable, "-m", "fusion_core"]
+FUSION = [sys.executable, "-m", "fusion_cli"]
 
 
 def fusion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -36,7 +36,7 @@ ECHO_POOL = ("mock/echo-key-event", "mock/echo-key-usage", "mock/alpha")
 
 def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fusion_core", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "fusion_cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 

@@ -11,8 +11,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from rendered import shown_text
 
+from fusion_core.backends.llama.models import EMBEDDED_MODEL, embedded_model_path, embedded_model_ready
 from fusion_core.events import CandidateDelta, CandidateStarted, RunStarted
-from fusion_core.local_models import EMBEDDED_MODEL, embedded_model_path, embedded_model_ready
 from fusion_core.result import FusionResult
 from fusion_jupyter import FusionMagics
 from fusion_jupyter.view import AssemblyProgress, FusionView

@@ -9,10 +9,10 @@ import pytest
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
 
+from fusion_core.backends.llama.models import embedded_model_path, resolve_model_path
 from fusion_core.config import LocalConfig, parse_config
-from fusion_core.local_models import embedded_model_path, resolve_model_path
-from fusion_core.models import expand_pool
 from fusion_core.review import Finding, merge_findings
+from fusion_core.specs import expand_pool
 from fusion_lsp.__main__ import parse_tcp
 from fusion_lsp.documents import (
     ChangeLog,

@@ -83,7 +83,7 @@ def _error_detail(kind: str, message: str) -> str:
 
 def prepare_embedded_model(console: Console, local: LocalConfig) -> None:
     """Make sure local/gemma-3-270m is assembled, showing a bar if that takes a while."""
-    from fusion_core import local_models
+    from fusion_core.backends.llama import models as local_models
 
     if local_models.embedded_model_ready(local.cache_dir):
         return

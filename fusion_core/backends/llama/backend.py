@@ -5,7 +5,7 @@ or specs name the same file, the weights load once, lazily, in a worker
 thread. A llama.cpp context is not thread-safe, so every use of a model runs
 on that model's single worker thread and under its lock. Pool members of the same model that arrive together
 with the same prompt (a ``SPEC*N`` pool) decode as one multi-sequence batch
-(:mod:`fusion_core.backends.llama_batch`); a lone request, or one constrained by a
+(:mod:`fusion_core.backends.llama.batch`); a lone request, or one constrained by a
 JSON schema, takes turns, reusing the previous request's evaluated prompt
 (llama-cpp-python keeps the KV cache of the longest common token prefix).
 
@@ -13,7 +13,7 @@ Generation streams tokens back to the event loop as they are produced;
 closing the stream sets a flag the worker checks before every token. The
 likelihood judge (:meth:`LlamaBackend.score`) decodes the candidates' tokens
 together on top of the cached prompt and reads their logits directly
-(:mod:`fusion_core.backends.llama_score`).
+(:mod:`fusion_core.backends.llama.score`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion_core.backends.base import ChatRequest, Chunk, Message
-from fusion_core.backends.llama_batch import DONE, MIN_P, TOP_K, TOP_P, SeqJob, batcher_for, common_prefix
-from fusion_core.backends.llama_memory import BACKEND_NAME, LoadSettings, LocalModel
-from fusion_core.backends.llama_prompts import PromptPlan, StopScanner, build_prompt, detect_instruct
-from fusion_core.backends.llama_score import mean_logprobs, refresh_last_logits
-from fusion_core.config import LocalConfig
-from fusion_core.errors import BackendError, BadRequest, FusionError
-from fusion_core.local_models import (
+from fusion_core.backends.llama.batch import DONE, MIN_P, TOP_K, TOP_P, SeqJob, batcher_for, common_prefix
+from fusion_core.backends.llama.memory import BACKEND_NAME, LoadSettings, LocalModel
+from fusion_core.backends.llama.models import (
     EMBEDDED_MODEL,
     GGUF_PREFIX,
     embedded_model_ready,
@@ -45,6 +41,10 @@ from fusion_core.local_models import (
     require_local_extra,
     resolve_model_path,
 )
+from fusion_core.backends.llama.prompts import PromptPlan, StopScanner, build_prompt, detect_instruct
+from fusion_core.backends.llama.score import mean_logprobs, refresh_last_logits
+from fusion_core.config import LocalConfig
+from fusion_core.errors import BackendError, BadRequest, FusionError
 from fusion_core.usage import Usage
 
 if TYPE_CHECKING:  # imported on first use, so a missing [local] extra is a ModelLoadError
@@ -164,7 +164,7 @@ class LlamaBackend:
         """Each continuation's mean per-token log-probability given ``prompt``.
 
         The continuations are scored together in one multi-sequence decode over the shared
-        prompt (:mod:`fusion_core.backends.llama_score`); ``batched=False``, or
+        prompt (:mod:`fusion_core.backends.llama.score`); ``batched=False``, or
         ``[local] n_seq_max = 1``, scores them one after another. With ``reviewer``
         (Coder-Reviewer reranking) the mean log-probability of the prompt given the
         continuation is added; it costs one extra prefill per candidate.

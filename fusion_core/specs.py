@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fusion_core.backends.base import Backend
+from fusion_core.backends.llama.models import GGUF_PREFIX, LOCAL_PREFIX
 from fusion_core.backends.openai_http import OPENROUTER_KEY_ENV, HttpClients, OpenAICompatibleBackend
 from fusion_core.backends.providers import OPENROUTER, HttpProvider
 from fusion_core.backends.registry import Provider, ProviderContext, installed_providers, load_provider, spec_prefix
 from fusion_core.config import Config
 from fusion_core.errors import ConfigError, EgressBlocked
-from fusion_core.local_models import GGUF_PREFIX, LOCAL_PREFIX
 from fusion_core.secrets import register_env_keys
 
 if TYPE_CHECKING:
-    from fusion_core.backends.llama_memory import LocalModel
+    from fusion_core.backends.llama.memory import LocalModel
 
 LIKELIHOOD_PREFIX = "likelihood:"
 REVIEWER_PREFIX = "reviewer:"
@@ -205,7 +205,7 @@ class BackendResolver:
 
     def _hold(self, backend: Backend) -> None:
         """Keep a local backend's model loaded until this session is closed (see release_local)."""
-        from fusion_core.backends.llama import LlamaBackend  # already imported: it served the spec
+        from fusion_core.backends.llama.backend import LlamaBackend  # already imported: it served the spec
 
         if isinstance(backend, LlamaBackend) and not any(held is backend.model for held in self._held):
             backend.model.hold()

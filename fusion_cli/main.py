@@ -35,8 +35,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from fusion_core.cli import eval_cmd, review_cmd
-from fusion_core.cli.logs import add_costs_parser, add_logs_parser, show_costs, show_local_models, show_logs
+from fusion_cli import eval_cmd, review_cmd
+from fusion_cli.logs import add_costs_parser, add_logs_parser, show_costs, show_local_models, show_logs
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import ConfigError, EgressBlocked, FusionError, MissingKey
@@ -221,7 +221,7 @@ async def _stream(
     fusion: Fusion, prompt: str, settings: RunSettings, err: Console, *, live_answer: bool
 ) -> tuple[FusionResult, bool]:
     """Run with the live view; True with the result when the answer was streamed to stdout."""
-    from fusion_core.cli.render import TerminalRenderer
+    from fusion_cli.render import TerminalRenderer
 
     result: FusionResult | None = None
     try:
@@ -237,7 +237,7 @@ async def _stream(
 
 
 def _finish(result: FusionResult, as_json: bool, err: Console, *, answer_printed: bool = False) -> int:
-    from fusion_core.cli.render import print_summary
+    from fusion_cli.render import print_summary
 
     out = Console(highlight=False, soft_wrap=True, emoji=False)
     if as_json:
@@ -270,7 +270,7 @@ def _prepare_local_models(specs: Sequence[str], config: Config, err: Console) ->
     """Assemble the embedded model before the run, with a progress bar the first time."""
     if not any(EMBEDDED_MODEL in spec for spec in specs):
         return
-    from fusion_core.cli.progress import prepare_embedded_model
+    from fusion_cli.progress import prepare_embedded_model
 
     prepare_embedded_model(err, config.local)
 

@@ -1,7 +1,7 @@
 """``fusion logs``, ``fusion costs`` and ``fusion models --local``: looking back and looking around.
 
 These commands only read (the run log, the local model files); none of them
-calls a model. :mod:`fusion_core.cli.main` registers their flags through the
+calls a model. :mod:`fusion_cli.main` registers their flags through the
 ``add_*`` functions here and dispatches to the ``show_*`` ones.
 """
 
@@ -105,7 +105,7 @@ def parse_since(text: str) -> float:
 
 def show_local_models(local: LocalConfig) -> None:
     """Print every local model name: the embedded one, ``[local.models]`` and the known aliases."""
-    from fusion_core.local_models import local_model_entries
+    from fusion_core.backends.llama.models import local_model_entries
 
     print(f"{'model':<26} {'kind':<11} {'size':>9}  {'present':<7}  file")
     for entry in local_model_entries(local):

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fusion_cli.review_files import Source, collect_changes, collect_paths
+from fusion_cli.review_output import FORMATS, FileReview, render
 from fusion_core.analysers import DEFAULT_ANALYSER_POOL, NO_LLM_NOTICE
-from fusion_core.cli.review_files import Source, collect_changes, collect_paths
-from fusion_core.cli.review_output import FORMATS, FileReview, render
 from fusion_core.config import Config
 from fusion_core.cost import check_cost
 from fusion_core.engine import Fusion

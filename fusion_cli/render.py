@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from fusion_core.cli.progress import RunView
+from fusion_cli.progress import RunView
 from fusion_core.display import (
     TRUNCATED,
     TRUNCATED_HINT,

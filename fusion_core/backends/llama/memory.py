@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fusion_core.backends.llama_hardware import cores, cpu_has_amx, default_threads, gpu_layers_for
+from fusion_core.backends.llama.hardware import cores, cpu_has_amx, default_threads, gpu_layers_for
+from fusion_core.backends.llama.models import LOCAL_EXTRA_HINT, embedded_model_ready, prepare_embedded_model
 from fusion_core.config import LocalConfig
 from fusion_core.errors import ModelLoadError
-from fusion_core.local_models import LOCAL_EXTRA_HINT, embedded_model_ready, prepare_embedded_model
 
 if TYPE_CHECKING:
     import llama_cpp

@@ -1,7 +1,7 @@
 """The likelihood judge's numbers: each candidate's mean log-probability under a local model.
 
 Candidates are scored together in one multi-sequence decode, the way a ``SPEC*N`` pool
-samples (:mod:`fusion_core.backends.llama_batch`): the prompt is prefilled once into
+samples (:mod:`fusion_core.backends.llama.batch`): the prompt is prefilled once into
 sequence 0 and its KV cells are shared with one sequence per candidate
 (``llama_memory_seq_cp``); then every candidate's tokens go through ``llama_decode``
 together, each asking for its logits row.
@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fusion_core.backends.llama_batch import common_prefix
-from fusion_core.backends.llama_memory import BACKEND_NAME
+from fusion_core.backends.llama.batch import common_prefix
+from fusion_core.backends.llama.memory import BACKEND_NAME
 from fusion_core.errors import BadRequest
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """``fusion eval TASKS --pool ...``: does the pool beat its members? One table, a JSON report, a chart.
 
-Kept apart from :mod:`fusion_core.cli.main`, which only calls :func:`add_parser`
+Kept apart from :mod:`fusion_cli.main`, which only calls :func:`add_parser`
 and :func:`run`; inspect_ai is imported only when the command runs, so
 ``fusion`` starts fast without the ``[eval]`` extra.
 """
@@ -133,7 +133,7 @@ def _run_review(args: argparse.Namespace, config: Config) -> int:
     from fusion_core.eval import require_inspect
 
     require_inspect()
-    from fusion_core.cli.review_cmd import OFFLINE_NOTICE, review_pool
+    from fusion_cli.review_cmd import OFFLINE_NOTICE, review_pool
     from fusion_core.eval.review_task import evaluate_review
 
     pool, offline = review_pool(args.pool, config)

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fusion_core.backends.base import Chunk
-from fusion_core.backends.llama_memory import LocalModel
-from fusion_core.backends.llama_prompts import StopScanner
+from fusion_core.backends.llama.memory import LocalModel
+from fusion_core.backends.llama.prompts import StopScanner
 from fusion_core.usage import Usage
 
 if TYPE_CHECKING:

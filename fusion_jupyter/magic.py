@@ -40,10 +40,10 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.display import display
 from traitlets import CaselessStrEnum, Float
 
+from fusion_core.backends.llama.models import EMBEDDED_MODEL, embedded_model_ready, prepare_embedded_model
 from fusion_core.backends.openai_http import OPENROUTER_BASE_URL_ENV, OPENROUTER_KEY_ENV
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, RunFinished
-from fusion_core.local_models import EMBEDDED_MODEL, embedded_model_ready, prepare_embedded_model
 from fusion_core.options import RunOptions, add_run_options, pool_lines
 from fusion_core.result import FusionResult
 from fusion_jupyter.fallback import TOKENS_LINE_INTERVAL_S, AssemblyReporter, FusionOutput, TextAssembly, TextProgress

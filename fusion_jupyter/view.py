@@ -59,7 +59,7 @@ class AssemblyProgress:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def update(self, done: int, total: int) -> None:
-        """The progress callback of :func:`fusion_core.local_models.prepare_embedded_model`."""
+        """The progress callback of :func:`fusion_core.backends.llama.models.prepare_embedded_model`."""
         self.bar.value = done / total if total else 0.0
         self.numbers.value = f"{done / 2**20:.0f} / {total / 2**20:.0f} MiB"
 

@@ -38,7 +38,7 @@ from fusion_core.completion import (
 )
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, Notice
-from fusion_core.models import expand_pool, is_local_spec
+from fusion_core.specs import expand_pool, is_local_spec
 from fusion_lsp.documents import column_index, is_binary, line_units, open_document, split_lines, text_around
 from fusion_lsp.tasks import await_work
 

@@ -28,8 +28,8 @@ from pygls.lsp.server import LanguageServer
 from fusion_core.analysers import NO_LLM_NOTICE, is_tool_spec
 from fusion_core.completion import follows_instructions
 from fusion_core.errors import FusionError
-from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.review import DEFAULT_REVIEW_TEMPERATURE, ReviewSettings, ReviewTarget, explain, review
+from fusion_core.specs import expand_pool, is_local_spec, split_judge_spec
 from fusion_lsp.commands import APPLY_FIX_COMMAND, EXPLAIN_COMMAND, REVIEW_COMMAND
 from fusion_lsp.documents import is_binary, open_document
 from fusion_lsp.findings import LiveFinding, fix_edit, follow_changes

@@ -33,6 +33,7 @@ from fusion_core.events import Event
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
 from fusion_core.judges.likelihood import judge_by_likelihood
 from fusion_core.result import Candidate
+from fusion_core.verdicts import winner_of
 
 JUDGE_MODEL = "local/gemma-3-270m"
 
@@ -93,7 +94,7 @@ async def main() -> None:
         async def pick(prompt: str, cands: list[Candidate]) -> str:
             verdict, _ = await judge_by_likelihood(JUDGE_MODEL, gemma, prompt, cands, emit=no_events, reviewer=reviewer)
             assert verdict is not None
-            return str(verdict.data["winner"])
+            return str(winner_of(verdict.details))
 
         return pick
 
@@ -102,7 +103,7 @@ async def main() -> None:
             tie = TieBreak(preferred=[cands[0].model], scorer=gemma if scored else None, scorer_name=JUDGE_MODEL)
             verdict, _ = await judge_by_execution("exec", prompt, cands, emit=no_events, tie_break=tie)
             assert verdict is not None
-            return str(verdict.data["winner"])
+            return str(winner_of(verdict.details))
 
         return pick
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from fusion_core.errors import FusionError
 from fusion_core.events import JudgeStarted
@@ -25,6 +24,7 @@ from fusion_core.modes.base import Verdict
 from fusion_core.pool import error_info
 from fusion_core.result import Candidate, JudgeOutcome
 from fusion_core.usage import Usage
+from fusion_core.verdicts import ExecVerdict, winner_of
 
 __all__ = ["TieBreak", "judge_by_execution"]
 
@@ -100,22 +100,21 @@ async def judge_by_execution(
         best = order[0] if chosen is None else chosen
     winner = candidates[best]
     judge_s = clock() - started
-    data: dict[str, Any] = {
-        "method": "exec",
-        "winner": winner.model,
-        "winner_label": winner.label,
-        "scores": {c.model: _score(r, len(candidates)) for c, r in zip(candidates, report.runs, strict=True)},
-        "execution": {c.model: r.to_dict() for c, r in zip(candidates, report.runs, strict=True)},
-        "exec": report.to_dict(),
-        "tie_break": tie_break.describe(),
-        "distinct_candidates": len({c.text for c in candidates}),
-        "latency_s": {"execution": round(exec_s, 3), "judge": round(judge_s, 3)},
-    }
-    if likelihoods:
-        data["components"] = {candidates[i].model: score.to_dict() for i, score in likelihoods.items()}
+    details = ExecVerdict(
+        winner=winner.model,
+        winner_label=winner.label,
+        scores={c.model: _score(r, len(candidates)) for c, r in zip(candidates, report.runs, strict=True)},
+        execution={c.model: r.row() for c, r in zip(candidates, report.runs, strict=True)},
+        summary=report.summary(),
+        tie_break=tie_break.describe(),
+        distinct_candidates=len({c.text for c in candidates}),
+        execution_s=exec_s,
+        judge_s=judge_s,
+        components={candidates[i].model: score for i, score in likelihoods.items()},
+    )
     rationale = _explain(report, candidates, best, leaders, tie_break, likelihoods, llm_note, judge_s)
-    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
-    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data, usage=usage)
+    verdict = Verdict(answer=winner.text, rationale=rationale, details=details)
+    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=details, usage=usage)
 
 
 def _position(model: str, preferred: Sequence[str], index: int) -> int:
@@ -144,7 +143,7 @@ async def _ask_llm(
     if verdict is None:
         reason = outcome.error.message if outcome.error else "no verdict"
         return None, outcome.usage, f" The LLM tie-break failed ({reason}); the first leader was kept."
-    chosen = next((i for i, c in zip(indices, leaders, strict=True) if c.model == verdict.data.get("winner")), None)
+    chosen = next((i for i, c in zip(indices, leaders, strict=True) if c.model == winner_of(verdict.details)), None)
     return chosen, outcome.usage, f" {call.name} chose among the leaders: {verdict.rationale[:300]}"
 
 

@@ -18,17 +18,16 @@ The verdict shows every component for every candidate, not only the total.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, JudgeStarted
 from fusion_core.modes.base import Verdict
 from fusion_core.pool import error_info
 from fusion_core.result import Candidate, JudgeOutcome
+from fusion_core.verdicts import LikelihoodScore, LikelihoodVerdict
 
 __all__ = [
     "LikelihoodScore",
@@ -69,47 +68,6 @@ def repetition(text: str, n: int = REPETITION_NGRAM) -> float:
         return 0.0
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return 1.0 - len(set(grams)) / len(grams)
-
-
-@dataclass(frozen=True)
-class LikelihoodScore:
-    """One candidate's score and the parts it is made of (penalties are ≤ 0)."""
-
-    likelihood: float
-    reviewer: float | None
-    repetition: float
-    repetition_penalty: float
-    truncation_penalty: float
-
-    @property
-    def total(self) -> float:
-        return self.likelihood + (self.reviewer or 0.0) + self.repetition_penalty + self.truncation_penalty
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "likelihood": _finite(self.likelihood),
-            "reviewer": None if self.reviewer is None else _finite(self.reviewer),
-            "repetition": round(self.repetition, 3),
-            "repetition_penalty": round(self.repetition_penalty, 4),
-            "truncation_penalty": round(self.truncation_penalty, 4),
-            "total": _finite(self.total),
-        }
-
-    def describe(self) -> str:
-        """``likelihood -0.41, reviewer -1.20, repetition 0.62 (-1.24), truncated (-1)``."""
-        parts = [f"likelihood {self.likelihood:.3f}"]
-        if self.reviewer is not None:
-            parts.append(f"reviewer {self.reviewer:.3f}")
-        if self.repetition_penalty:
-            parts.append(f"repetition {self.repetition:.2f} ({self.repetition_penalty:.2f})")
-        if self.truncation_penalty:
-            parts.append(f"cut off at max_tokens ({self.truncation_penalty:g})")
-        return ", ".join(parts)
-
-
-def _finite(value: float) -> float | None:
-    # JSON has no infinity; an empty candidate's -inf is shown as null.
-    return round(value, 4) if math.isfinite(value) else None
 
 
 def likelihood_components(
@@ -166,17 +124,15 @@ async def judge_by_likelihood(
         return None, JudgeOutcome(model=name, error=error_info(exc))
     best = max(range(len(candidates)), key=lambda i: scores[i].total)
     winner = candidates[best]
-    data = {
-        "method": "likelihood",
-        "winner": winner.model,
-        "winner_label": winner.label,
-        "scores": {c.model: _finite(s.total) for c, s in zip(candidates, scores, strict=True)},
-        "components": {c.model: s.to_dict() for c, s in zip(candidates, scores, strict=True)},
-        "reviewer": reviewer,
-    }
+    details = LikelihoodVerdict(
+        winner=winner.model,
+        winner_label=winner.label,
+        components={c.model: s for c, s in zip(candidates, scores, strict=True)},
+        reviewer=reviewer,
+    )
     rationale = explain(name, candidates, scores, best)
-    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
-    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data)
+    verdict = Verdict(answer=winner.text, rationale=rationale, details=details)
+    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=details)
 
 
 def explain(name: str, candidates: Sequence[Candidate], scores: Sequence[LikelihoodScore], best: int) -> str:

@@ -6,8 +6,10 @@ Modes build prompts and read verdicts; none of them touches HTTP.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from fusion_core.verdicts import JudgeVerdict
 
 
 class VerdictFormatError(ValueError):
@@ -20,7 +22,7 @@ class Verdict:
 
     answer: str
     rationale: str
-    data: dict[str, Any] = field(default_factory=dict)
+    details: JudgeVerdict
 
 
 class Mode(Protocol):

@@ -22,9 +22,10 @@ from fusion_core.events import Event
 from fusion_core.judges.execution import execute_candidates
 from fusion_core.judges.likelihood import judge_by_likelihood, likelihood_components, repetition
 from fusion_core.models import parse_judge_spec
-from fusion_core.result import Candidate
+from fusion_core.result import Candidate, FusionResult
 from fusion_core.sandbox import isolation
 from fusion_core.testing.server import TestServer
+from fusion_core.verdicts import ExecRun, ExecVerdict, LikelihoodVerdict
 
 PROMPT = '''def add(a: int, b: int) -> int:
     """Return the sum of a and b.
@@ -82,9 +83,10 @@ async def test_a_likely_but_repetitive_candidate_loses_to_a_clean_one() -> None:
     cands = [candidate("A", REPETITIVE), candidate("B", CORRECT)]
     verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events)
     assert verdict is not None and verdict.answer == CORRECT
-    parts = outcome.verdict["components"]
-    assert parts["m/A"]["likelihood"] == -0.3 and parts["m/A"]["repetition_penalty"] < -1.0
-    assert parts["m/B"]["repetition_penalty"] == 0.0 and parts["m/B"]["total"] == -0.9
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    parts = outcome.verdict.components
+    assert parts["m/A"].likelihood == -0.3 and parts["m/A"].repetition_penalty < -1.0
+    assert parts["m/B"].repetition_penalty == 0.0 and parts["m/B"].total == -0.9
     assert "Penalised: A" in outcome.rationale and "repetition" in outcome.rationale
 
 
@@ -93,7 +95,8 @@ async def test_a_truncated_candidate_loses_to_a_complete_one_only_when_one_exist
     cut, done = candidate("A", "    return a + (b", "length"), candidate("B", WRONG)
     verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, [cut, done], emit=no_events)
     assert verdict is not None and verdict.answer == WRONG
-    assert outcome.verdict["components"]["m/A"]["truncation_penalty"] == -1.0
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    assert outcome.verdict.components["m/A"].truncation_penalty == -1.0
     # When every candidate was cut off, none is penalised for it.
     both = likelihood_components([cut, candidate("C", WRONG, "length")], [-0.4, -0.8])
     assert [s.truncation_penalty for s in both] == [0.0, 0.0]
@@ -104,7 +107,8 @@ async def test_the_reviewer_score_is_a_visible_component() -> None:
     cands = [candidate("A", CORRECT), candidate("B", WRONG)]
     verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events, reviewer=True)
     assert verdict is not None
-    assert outcome.verdict["components"]["m/A"]["reviewer"] == -1.0
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    assert outcome.verdict.components["m/A"].reviewer == -1.0
     # The reviewer direction scores the prompt after each candidate.
     assert scorer.calls[1:] == [CORRECT, WRONG]
 
@@ -118,7 +122,7 @@ async def test_exec_with_a_likelihood_tie_break_judges_a_non_code_prompt_by_like
         "exec+likelihood", "The capital of France is", cands, emit=no_events, tie_break=TieBreak(scorer=scorer)
     )
     assert verdict is not None and verdict.answer == "Paris."
-    assert outcome.verdict["method"] == "likelihood" and "components" in outcome.verdict
+    assert isinstance(outcome.verdict, LikelihoodVerdict) and outcome.verdict.components
 
 
 def test_judge_specs_parse() -> None:
@@ -139,6 +143,12 @@ def fusion_with(replies: dict[str, str]) -> Fusion:
     return fusion
 
 
+def exec_runs(result: FusionResult) -> dict[str, ExecRun]:
+    """The execution judge's record of each candidate's run, by model."""
+    assert result.judge is not None and isinstance(result.judge.verdict, ExecVerdict)
+    return dict(result.judge.verdict.execution)
+
+
 def run_exec(replies: dict[str, str], judge: str = "exec", prompt: str = PROMPT) -> Any:
     fusion = fusion_with(replies)
     try:
@@ -150,26 +160,25 @@ def run_exec(replies: dict[str, str], judge: str = "exec", prompt: str = PROMPT)
 def test_the_correct_candidate_beats_a_wrong_one_listed_first() -> None:
     result = run_exec({"wrong": WRONG, "right": CORRECT})
     assert result.ok and result.answer.strip() == CORRECT.strip()
-    runs = result.judge.verdict["execution"]
-    assert (runs["s:right"]["passed"], runs["s:right"]["run"]) == (2, 2)
-    assert runs["s:wrong"]["passed"] == 0
-    assert result.judge.verdict["method"] == "exec"
+    runs = exec_runs(result)
+    assert (runs["s:right"].passed, runs["s:right"].run) == (2, 2)
+    assert runs["s:wrong"].passed == 0
     assert "won on execution: 2/2 visible tests" in result.judge.rationale
 
 
 def test_loops_crashes_and_syntax_errors_rank_last() -> None:
     result = run_exec({"loops": LOOPS, "syntax": SYNTAX, "wrong": WRONG})
-    runs = result.judge.verdict["execution"]
-    assert runs["s:loops"]["error"].startswith("timeout")
-    assert runs["s:syntax"]["error"].startswith("SyntaxError")
+    runs = exec_runs(result)
+    assert runs["s:loops"].error.startswith("timeout")
+    assert runs["s:syntax"].error.startswith("SyntaxError")
     # The wrong-but-running candidate beats both broken ones.
     assert result.answer.strip() == WRONG.strip()
 
 
 def test_printed_fake_results_cannot_change_the_verdict() -> None:
     result = run_exec({"liar": LIAR, "right": CORRECT})
-    runs = result.judge.verdict["execution"]
-    assert runs["s:liar"]["passed"] == 0 and runs["s:right"]["passed"] == 2
+    runs = exec_runs(result)
+    assert runs["s:liar"].passed == 0 and runs["s:right"].passed == 2
     assert result.answer.strip() == CORRECT.strip()
 
 
@@ -180,8 +189,8 @@ def test_a_candidate_reading_files_outside_its_temp_dir_gets_nothing(tmp_path: P
     secret.chmod(0o600)
     cheat = f"    return int(open({str(secret)!r}).read()) if (a, b) == (2, 3) else a + b\n"
     result = run_exec({"cheat": cheat, "right": CORRECT})
-    runs = result.judge.verdict["execution"]
-    assert runs["s:cheat"]["passed"] < 2 and runs["s:right"]["passed"] == 2
+    runs = exec_runs(result)
+    assert runs["s:cheat"].passed < 2 and runs["s:right"].passed == 2
     assert result.answer.strip() == CORRECT.strip()
 
 
@@ -190,9 +199,9 @@ def test_candidates_that_agree_in_behaviour_form_one_group() -> None:
     # behaviour outvote a third listed first.
     prompt = 'def add(a: int, b: int) -> int:\n    """Add a and b."""\n'
     result = run_exec({"odd": WRONG, "one": CORRECT, "two": SAME_BEHAVIOUR}, prompt=prompt)
-    runs = result.judge.verdict["execution"]
-    assert runs["s:one"]["group"] == runs["s:two"]["group"] == 1 and runs["s:one"]["group_size"] == 2
-    assert runs["s:odd"]["group_size"] == 1
+    runs = exec_runs(result)
+    assert runs["s:one"].group == runs["s:two"].group == 1 and runs["s:one"].group_size == 2
+    assert runs["s:odd"].group_size == 1
     assert result.answer in (CORRECT, SAME_BEHAVIOUR)
 
 
@@ -222,7 +231,8 @@ async def test_degenerate_and_truncated_candidates_lose_on_execution() -> None:
         "exec+likelihood", PROMPT, cands, emit=no_events, tie_break=TieBreak(scorer=scorer, scorer_name="t")
     )
     assert verdict is not None and verdict.answer == CORRECT
-    assert outcome.verdict["components"]["m/A"]["truncation_penalty"] == -1.0
+    assert isinstance(outcome.verdict, ExecVerdict)
+    assert outcome.verdict.components["m/A"].truncation_penalty == -1.0
 
 
 def test_exec_in_another_mode_runs_as_best_of() -> None:

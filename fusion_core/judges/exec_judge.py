@@ -18,7 +18,15 @@ from fusion_core.errors import FusionError
 from fusion_core.events import JudgeStarted
 from fusion_core.judge import JudgeCall, judge_with_llm
 from fusion_core.judges.execution import CandidateRun, ExecReport, execute_candidates, rank
-from fusion_core.judges.likelihood import Emit, LikelihoodScore, Scorer, judge_by_likelihood, score_candidates
+from fusion_core.judges.likelihood import (
+    DEFAULT_REPETITION_MEASURE,
+    Emit,
+    LikelihoodScore,
+    RepetitionMeasure,
+    Scorer,
+    judge_by_likelihood,
+    score_candidates,
+)
 from fusion_core.judges.visible_tests import is_code_prompt
 from fusion_core.modes.base import Verdict
 from fusion_core.pool import error_info
@@ -40,12 +48,14 @@ class TieBreak:
         scorer_name: str = "",
         reviewer: bool = False,
         llm: JudgeCall | None = None,
+        measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE,
     ) -> None:
         self.preferred = tuple(preferred)
         self.scorer = scorer
         self.scorer_name = scorer_name
         self.reviewer = reviewer
         self.llm = llm
+        self.measure = measure
 
     def describe(self) -> str:
         if self.llm is not None:
@@ -72,7 +82,13 @@ async def judge_by_execution(
     if not is_code_prompt(prompt):
         if tie_break.scorer is not None:
             return await judge_by_likelihood(
-                name, tie_break.scorer, prompt, candidates, emit=emit, reviewer=tie_break.reviewer
+                name,
+                tie_break.scorer,
+                prompt,
+                candidates,
+                emit=emit,
+                reviewer=tie_break.reviewer,
+                measure=tie_break.measure,
             )
         if tie_break.llm is not None:
             return await judge_with_llm(tie_break.llm, candidates, swap=False, emit=emit)
@@ -88,7 +104,9 @@ async def judge_by_execution(
     if tie_break.scorer is not None and len({candidates[i].text for i in leaders}) > 1:
         tied = [candidates[i] for i in leaders]
         try:
-            scored = await score_candidates(tie_break.scorer, prompt, tied, reviewer=tie_break.reviewer)
+            scored = await score_candidates(
+                tie_break.scorer, prompt, tied, reviewer=tie_break.reviewer, measure=tie_break.measure
+            )
         except FusionError as exc:
             return None, JudgeOutcome(model=name, error=error_info(exc))
         likelihoods = dict(zip(leaders, scored, strict=True))

@@ -19,8 +19,9 @@ The verdict shows every component for every candidate, not only the total.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, JudgeStarted
@@ -30,13 +31,24 @@ from fusion_core.result import Candidate, JudgeOutcome
 from fusion_core.verdicts import LikelihoodScore, LikelihoodVerdict
 
 __all__ = [
+    "REPETITION_MEASURES",
     "LikelihoodScore",
+    "RepetitionMeasure",
     "Scorer",
+    "compression_repetition",
+    "first_occurrences",
     "judge_by_likelihood",
     "likelihood_components",
     "repetition",
     "score_candidates",
 ]
+
+# Three ways to keep repetition from paying (compared on the dev set, see README "Judges"):
+# "ngram" penalises the share of repeated word 4-grams; "zlib" penalises text that compresses
+# better than code normally does; "first-lines" scores each distinct line once, no penalty.
+RepetitionMeasure = Literal["ngram", "zlib", "first-lines"]
+REPETITION_MEASURES: tuple[RepetitionMeasure, ...] = get_args(RepetitionMeasure)
+DEFAULT_REPETITION_MEASURE: RepetitionMeasure = "ngram"
 
 REPETITION_NGRAM = 4
 # Per unit of repeated share, in nats per token: a candidate whose 4-grams are half repeats
@@ -46,6 +58,9 @@ REPETITION_WEIGHT = 2.0
 TRUNCATION_PENALTY = 1.0
 # Repetition is measured on a bounded prefix: the measure is linear, but candidates are untrusted.
 MAX_MEASURED_CHARS = 50_000
+
+# Fresh code compresses about 1.5-2x with zlib; a loop of copied lines 5x or more.
+ZLIB_TYPICAL_RATIO = 2.0
 
 Emit = Callable[[Event], None]
 
@@ -70,20 +85,59 @@ def repetition(text: str, n: int = REPETITION_NGRAM) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
+def compression_repetition(text: str) -> float:
+    """How much better than fresh code ``text`` compresses: 0 up to ZLIB_TYPICAL_RATIO, near 1 for a loop."""
+    raw = text[:MAX_MEASURED_CHARS].encode()
+    if not raw:
+        return 0.0
+    ratio = len(raw) / len(zlib.compress(raw, 9))
+    return max(0.0, 1.0 - ZLIB_TYPICAL_RATIO / ratio)
+
+
+def first_occurrences(text: str) -> str:
+    """``text`` with every repeat of an earlier non-blank line left out (each line is scored once)."""
+    seen: set[str] = set()
+    kept = []
+    for line in text[:MAX_MEASURED_CHARS].splitlines(keepends=True):
+        key = line.strip()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    return "".join(kept)
+
+
+def _repeated_lines(text: str) -> float:
+    """Share of the non-blank lines of ``text`` that repeat an earlier one."""
+    lines = [line.strip() for line in text[:MAX_MEASURED_CHARS].splitlines() if line.strip()]
+    return 1.0 - len(set(lines)) / len(lines) if lines else 0.0
+
+
 def likelihood_components(
-    candidates: Sequence[Candidate], likelihoods: Sequence[float], reviewers: Sequence[float] | None = None
+    candidates: Sequence[Candidate],
+    likelihoods: Sequence[float],
+    reviewers: Sequence[float] | None = None,
+    measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE,
 ) -> list[LikelihoodScore]:
-    """Combine the judge model's numbers with the text's own penalties (pure: no model needed)."""
+    """Combine the judge model's numbers with the text's own penalties (pure: no model needed).
+
+    With ``first-lines`` the likelihoods were taken on :func:`first_occurrences`: the
+    repetition shown is the share of repeated lines, and it costs nothing more.
+    """
     any_complete = any(not c.truncated for c in candidates)
     scores = []
     for i, cand in enumerate(candidates):
-        rep = repetition(cand.text)
+        if measure == "first-lines":
+            rep, penalty = _repeated_lines(cand.text), 0.0
+        else:
+            rep = compression_repetition(cand.text) if measure == "zlib" else repetition(cand.text)
+            penalty = -REPETITION_WEIGHT * rep if rep else 0.0
         scores.append(
             LikelihoodScore(
                 likelihood=likelihoods[i],
                 reviewer=None if reviewers is None else reviewers[i],
                 repetition=rep,
-                repetition_penalty=-REPETITION_WEIGHT * rep if rep else 0.0,
+                repetition_penalty=penalty,
                 truncation_penalty=-TRUNCATION_PENALTY if cand.truncated and any_complete else 0.0,
             )
         )
@@ -91,10 +145,16 @@ def likelihood_components(
 
 
 async def score_candidates(
-    scorer: Scorer, question: str, candidates: Sequence[Candidate], *, reviewer: bool = False
+    scorer: Scorer,
+    question: str,
+    candidates: Sequence[Candidate],
+    *,
+    reviewer: bool = False,
+    measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE,
 ) -> list[LikelihoodScore]:
     """Ask ``scorer`` for each candidate's likelihood (and reviewer score) and add the penalties."""
-    likelihoods = await scorer.score(question, [c.text for c in candidates])
+    texts = [first_occurrences(c.text) if measure == "first-lines" else c.text for c in candidates]
+    likelihoods = await scorer.score(question, texts)
     reviewers = None
     if reviewer:
         # log p(prompt | candidate): the candidate becomes the context and the prompt is scored after it.
@@ -104,7 +164,7 @@ async def score_candidates(
                 reviewers.append(float("-inf"))
                 continue
             reviewers.append((await scorer.score(cand.text.rstrip("\n") + "\n", [question]))[0])
-    return likelihood_components(candidates, likelihoods, reviewers)
+    return likelihood_components(candidates, likelihoods, reviewers, measure)
 
 
 async def judge_by_likelihood(
@@ -115,11 +175,12 @@ async def judge_by_likelihood(
     *,
     emit: Emit,
     reviewer: bool = False,
+    measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE,
 ) -> tuple[Verdict | None, JudgeOutcome]:
     """best-of by the judge model's likelihood of each candidate, penalising repetition and truncation."""
     emit(JudgeStarted(model=name))
     try:
-        scores = await score_candidates(scorer, question, candidates, reviewer=reviewer)
+        scores = await score_candidates(scorer, question, candidates, reviewer=reviewer, measure=measure)
     except FusionError as exc:
         return None, JudgeOutcome(model=name, error=error_info(exc))
     best = max(range(len(candidates)), key=lambda i: scores[i].total)

@@ -20,7 +20,14 @@ from fusion_core import Fusion, RunSettings
 from fusion_core.backends.scripted import ScriptedBackend
 from fusion_core.events import Event
 from fusion_core.judges.execution import execute_candidates
-from fusion_core.judges.likelihood import judge_by_likelihood, likelihood_components, repetition
+from fusion_core.judges.likelihood import (
+    RepetitionMeasure,
+    compression_repetition,
+    first_occurrences,
+    judge_by_likelihood,
+    likelihood_components,
+    repetition,
+)
 from fusion_core.models import parse_judge_spec
 from fusion_core.result import Candidate, FusionResult
 from fusion_core.sandbox import isolation
@@ -88,6 +95,43 @@ async def test_a_likely_but_repetitive_candidate_loses_to_a_clean_one() -> None:
     assert parts["m/A"].likelihood == -0.3 and parts["m/A"].repetition_penalty < -1.0
     assert parts["m/B"].repetition_penalty == 0.0 and parts["m/B"].total == -0.9
     assert "Penalised: A" in outcome.rationale and "repetition" in outcome.rationale
+
+
+def test_compression_flags_a_loop_but_not_fresh_code() -> None:
+    assert compression_repetition(CORRECT) == 0.0
+    assert compression_repetition(SAME_BEHAVIOUR) == 0.0
+    assert compression_repetition(REPETITIVE) > 0.6
+    assert compression_repetition("") == 0.0
+
+
+def test_first_occurrences_keeps_each_line_once_and_every_blank_line() -> None:
+    assert first_occurrences(REPETITIVE) == "    return a + b\n    # return the sum of a and b\n"
+    assert first_occurrences("a\n\nb\n\na\n") == "a\n\nb\n\n"
+    assert first_occurrences(CORRECT) == CORRECT
+
+
+@pytest.mark.parametrize("measure", ["ngram", "zlib"])
+async def test_each_penalising_measure_turns_the_likely_loop_down(measure: RepetitionMeasure) -> None:
+    scorer = TableScorer({REPETITIVE: -0.3, CORRECT: -0.9})
+    cands = [candidate("A", REPETITIVE), candidate("B", CORRECT)]
+    verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events, measure=measure)
+    assert verdict is not None and verdict.answer == CORRECT
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    assert outcome.verdict.components["m/A"].repetition_penalty < -1.0
+
+
+async def test_first_lines_scores_each_line_once_without_a_penalty() -> None:
+    # The loop scored whole would win (-0.3); scored on its first occurrences it is a plain
+    # two-line text (-1.2 here) and loses on likelihood alone.
+    once = first_occurrences(REPETITIVE)
+    scorer = TableScorer({REPETITIVE: -0.3, once: -1.2, CORRECT: -0.9})
+    cands = [candidate("A", REPETITIVE), candidate("B", CORRECT)]
+    verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events, measure="first-lines")
+    assert verdict is not None and verdict.answer == CORRECT
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    loop = outcome.verdict.components["m/A"]
+    assert loop.likelihood == -1.2 and loop.repetition_penalty == 0.0
+    assert loop.repetition == pytest.approx(11 / 13)  # 11 of its 13 lines repeat an earlier one
 
 
 async def test_a_truncated_candidate_loses_to_a_complete_one_only_when_one_exists() -> None:

@@ -130,6 +130,9 @@ def verdict_lines(verdict: JudgeVerdict | None) -> list[str]:
         ties = sorted(((m, round(t, 4)) for m, t in totals), key=lambda item: item[1], reverse=True)
         detail = ", ".join(f"{model} {score:g}" for model, score in ties)
         lines.append(f"tie-break: {verdict.tie_break}" + (f" ({detail})" if detail else ""))
+    if not isinstance(verdict, BestOfVerdict):
+        # What each likelihood total is made of: the model's number and every penalty.
+        lines += [f"    {model}: {score.describe()}" for model, score in verdict.components.items()]
     if isinstance(verdict, BestOfVerdict) and verdict.swap is not None:
         agreed = "agreed" if verdict.swap.agree else "disagreed"
         lines.append(f"position-bias check: the two judgings {agreed}, confidence {verdict.swap.confidence}")

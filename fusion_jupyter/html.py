@@ -260,6 +260,13 @@ def _scores(details: BestOfVerdict | LikelihoodVerdict | ExecVerdict) -> str:
         share = (score - low) / (high - low) if high > low else 1.0
         rows.append(_bar_row(model, share, f"{score:g}", "winner" if model == winner else ""))
     rows.append("</div>")
+    if not isinstance(details, BestOfVerdict) and details.components:
+        # What each likelihood total is made of: the model's number and every penalty.
+        rows.append(
+            _list(
+                "Likelihood components", [f"{escape(m)}: {escape(c.describe())}" for m, c in details.components.items()]
+            )
+        )
     if isinstance(details, BestOfVerdict) and details.swap is not None:
         agreed = "the two judgings agreed" if details.swap.agree else "the two judgings disagreed"
         rows.append(

@@ -122,7 +122,9 @@ async def test_likelihood() -> None:
     assert_round_trips(verdict.details, expected)
     assert outcome.verdict is verdict.details
     assert verdict_lines(verdict.details) == [
-        "winner m/two; scores (mean token log-probability): m/two -0.25, m/one -0.5"
+        "winner m/two; scores (mean token log-probability): m/two -0.25, m/one -0.5",
+        "    m/one: likelihood -0.500",
+        "    m/two: likelihood -0.250",
     ]
 
 
@@ -178,6 +180,8 @@ async def test_exec_with_its_likelihood_tie_break() -> None:
     assert verdict_lines(details) == [
         "winner m/three; scores (visible tests passed): m/one 1, m/three 1, m/two 0",
         "tie-break: likelihood under t (m/three -0.25, m/one -0.5)",
+        "    m/one: likelihood -0.500",
+        "    m/three: likelihood -0.250",
     ]
 
 

@@ -31,9 +31,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fusion_core.backends.base import Backend
 from fusion_core.backends.llama import local_backend
 from fusion_core.config import LocalConfig
 from fusion_core.events import Event
+from fusion_core.judges.codet import propose_inputs
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
 from fusion_core.judges.likelihood import (
     DEFAULT_REPETITION_MEASURE,
@@ -42,6 +44,7 @@ from fusion_core.judges.likelihood import (
     Scorer,
     judge_by_likelihood,
 )
+from fusion_core.judges.visible_tests import entry_point
 from fusion_core.result import Candidate
 from fusion_core.verdicts import winner_of
 
@@ -111,7 +114,31 @@ class CachedScorer:
 Judge = Callable[[str, list[Candidate]], Awaitable[str]]
 
 
-def judges_for(scorer: CachedScorer, measures: Sequence[RepetitionMeasure]) -> dict[str, Judge]:
+class Proposals:
+    """Test inputs the judge model proposes per prompt (CodeT), made once; rows are charged their cost."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.made: dict[str, tuple[list[str], float]] = {}
+        self.counts: list[int] = []
+
+    async def inputs(self, prompt: str, scorer: CachedScorer) -> list[str]:
+        function = entry_point(prompt)
+        if function is None:
+            return []
+        if prompt not in self.made:
+            started = time.perf_counter()
+            found = await propose_inputs(self.backend, JUDGE_MODEL, prompt, function)
+            self.made[prompt] = (found, time.perf_counter() - started)
+            self.counts.append(len(found))
+        else:
+            scorer.charged += self.made[prompt][1]
+        return self.made[prompt][0]
+
+
+def judges_for(
+    scorer: CachedScorer, measures: Sequence[RepetitionMeasure], proposals: Proposals | None
+) -> dict[str, Judge]:
     """Every judge compared, by row name."""
 
     async def greedy(prompt: str, cands: list[Candidate]) -> str:
@@ -131,12 +158,15 @@ def judges_for(scorer: CachedScorer, measures: Sequence[RepetitionMeasure]) -> d
 
         return pick
 
-    def execution(scored: bool, measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE) -> Judge:
+    def execution(scored: bool, measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE, codet: bool = False) -> Judge:
         async def pick(prompt: str, cands: list[Candidate]) -> str:
             tie = TieBreak(
                 preferred=[cands[0].model], scorer=scorer if scored else None, scorer_name=JUDGE_MODEL, measure=measure
             )
-            verdict, _ = await judge_by_execution("exec", prompt, cands, emit=no_events, tie_break=tie)
+            extra = await proposals.inputs(prompt, scorer) if codet and proposals else []
+            verdict, _ = await judge_by_execution(
+                "exec", prompt, cands, emit=no_events, tie_break=tie, extra_inputs=extra
+            )
             assert verdict is not None
             return str(winner_of(verdict.details))
 
@@ -152,6 +182,9 @@ def judges_for(scorer: CachedScorer, measures: Sequence[RepetitionMeasure]) -> d
     judges["exec"] = execution(False)
     for measure in measures:
         judges[f"exec+likelihood ({measure})"] = execution(True, measure)
+    if proposals is not None:
+        judges["exec, + model-proposed inputs (CodeT)"] = execution(False, codet=True)
+        judges[f"exec+likelihood ({DEFAULT_REPETITION_MEASURE}), + CodeT inputs"] = execution(True, codet=True)
     return judges
 
 
@@ -161,6 +194,7 @@ async def main() -> None:
     parser.add_argument("report", type=Path)
     parser.add_argument("--members", type=int, help="only the first N members (a *10 run gives *5 too)")
     parser.add_argument("--measures", default=",".join(REPETITION_MEASURES), help="repetition measures to compare")
+    parser.add_argument("--codet", action="store_true", help="also exec with inputs the judge model proposes")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     prompts, by_task = load(args.tasks, args.report)
@@ -172,7 +206,8 @@ async def main() -> None:
     measures = [m for m in REPETITION_MEASURES if m in args.measures.split(",")]
     results: dict[str, dict[str, Any]] = {}
     distinct = []
-    for name, judge in judges_for(scorer, measures).items():
+    proposals = Proposals(gemma) if args.codet else None
+    for name, judge in judges_for(scorer, measures, proposals).items():
         passes, partials, seconds = [], [], []
         for task, samples in by_task.items():  # noqa: B007
             # Members that failed (e.g. timed out) are not candidates, as in a real run.
@@ -205,6 +240,8 @@ async def main() -> None:
         f"{n} tasks, {len(next(iter(by_task.values())))} candidates each; distinct texts per task: "
         f"mean {statistics.fmean(distinct):.2f}"
     )
+    if proposals is not None and proposals.counts:
+        print(f"CodeT: the model proposed {statistics.fmean(proposals.counts):.1f} usable inputs per task")
     print("| judge | pass | partial | judge eff. (pass / partial) | judge latency mean / max |")
     print("|---|---|---|---|---|")
     for name, row in results.items():

@@ -73,6 +73,7 @@ async def judge_by_execution(
     emit: Emit,
     tie_break: TieBreak,
     clock: Callable[[], float] = time.perf_counter,
+    extra_inputs: Sequence[str] = (),
 ) -> tuple[Verdict | None, JudgeOutcome]:
     """best-of by execution: visible tests passed, then agreement-group size, then the tie-break.
 
@@ -94,7 +95,7 @@ async def judge_by_execution(
             return await judge_with_llm(tie_break.llm, candidates, swap=False, emit=emit)
     emit(JudgeStarted(model=name))
     started = clock()
-    report = await execute_candidates(prompt, candidates, clock=clock)
+    report = await execute_candidates(prompt, candidates, clock=clock, extra_inputs=extra_inputs)
     exec_s = clock() - started
     order = rank(report.runs, [-float(_position(c.model, tie_break.preferred, i)) for i, c in enumerate(candidates)])
     best = order[0]

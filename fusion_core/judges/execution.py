@@ -122,8 +122,13 @@ async def execute_candidates(
     *,
     clock: Callable[[], float] = time.perf_counter,
     timeout_s: float = CANDIDATE_TIMEOUT_S,
+    extra_inputs: Sequence[str] = (),
 ) -> ExecReport:
-    """Run every candidate on the prompt's visible tests and their variations, in the sandbox."""
+    """Run every candidate on the prompt's visible tests and their variations, in the sandbox.
+
+    ``extra_inputs`` (argument lists, e.g. proposed by a model: :mod:`fusion_core.judges.codet`)
+    join the consensus inputs after the visible tests' own.
+    """
     started = clock()
     function = entry_point(prompt)
     notes: list[str] = []
@@ -134,7 +139,7 @@ async def execute_candidates(
     tests = extract_visible_tests(prompt, function)
     called = [t.args for t in tests if t.args is not None]
     extra = variations(list(tests)) if called else signature_inputs(prompt, function)
-    inputs = list(dict.fromkeys(called + extra))
+    inputs = list(dict.fromkeys(called + list(extra_inputs) + extra))
     if len(inputs) > MAX_INPUTS:
         notes.append(f"behavioural consensus stopped at {MAX_INPUTS} of {len(inputs)} inputs")
         inputs = inputs[:MAX_INPUTS]

@@ -372,3 +372,30 @@ def test_no_sandbox_process_is_left_behind() -> None:
     run_exec({"loops": "    import os\n    os.fork()\n    while True:\n        pass\n", "right": CORRECT})
     leftover = subprocess.run(["pgrep", "-f", "fusion-sandbox"], capture_output=True, text=True)
     assert leftover.stdout.strip() == "" or os.environ.get("CI_SHARED_MACHINE")
+
+
+# -- CodeT-style inputs proposed by a model ------------------------------------------------------
+
+
+async def test_proposed_inputs_are_parsed_literals_only() -> None:
+    from fusion_core.judges.codet import proposal_prompt, propose_inputs
+
+    lines = ["7, 8) == 15", "assert add(x, 1) == 2", "assert add(-4, 4) == 0", "assert add(7, 8) == 15", "print(1)"]
+    reply = "\n    ".join(lines)
+    backend = ScriptedBackend({"m": [reply]})
+    assert await propose_inputs(backend, "m", PROMPT, "add") == ["7, 8", "-4, 4"]
+    (request,) = backend.requests
+    assert request.messages[0].content == proposal_prompt(PROMPT, "add")
+    assert request.messages[0].content.endswith("def test_add():\n    assert add(")
+
+
+async def test_extra_inputs_join_the_behavioural_consensus() -> None:
+    # Both pass the visible tests and agree on their variations; a proposed input with a
+    # large first argument tells them apart.
+    capped = "    return min(a, 1000) + b\n"
+    cands = [candidate("A", CORRECT), candidate("B", capped)]
+    plain = await execute_candidates(PROMPT, cands)
+    assert plain.runs[0].group == plain.runs[1].group
+    wider = await execute_candidates(PROMPT, cands, extra_inputs=["5000, 1"])
+    assert "5000, 1" in wider.inputs
+    assert wider.runs[0].group != wider.runs[1].group

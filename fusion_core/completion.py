@@ -23,11 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fusion_core.backends.base import Backend, ChatRequest, Message
+from fusion_core.backends.base import Backend, ChatRequest, InstructAware, Message, Scorer
 from fusion_core.errors import BackendError, ConfigError
 from fusion_core.events import Event, Notice
 from fusion_core.framing import DATA_NOTICE, block, new_nonce
-from fusion_core.judge import Scorer
 from fusion_core.models import expand_pool, is_local_spec, split_judge_spec
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
 from fusion_core.redaction import redact_code, wire_text
@@ -312,11 +311,10 @@ async def _by_likelihood(
 
 async def follows_instructions(backend: Backend) -> bool:
     """Whether a backend's model follows instructions (remote chat models do; a local base model does not)."""
-    check = getattr(backend, "is_instruct", None)
-    if check is None:
+    if not isinstance(backend, InstructAware):
         return True
     try:
-        return bool(await check())
+        return await backend.is_instruct()
     except BackendError:
         return True
 

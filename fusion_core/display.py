@@ -14,10 +14,13 @@ import jiter
 
 from fusion_core.events import (
     CandidateCancelled,
+    CandidateEvent,
     CandidateFailed,
     CandidateFinished,
     CandidateStarted,
     Event,
+    JudgeFailed,
+    JudgeFinished,
     JudgeStarted,
     Notice,
     RoundFinished,
@@ -70,7 +73,7 @@ def progress_line(event: Event) -> str | None:
         return f"fusion: {event.mode} over {len(event.models)} models, {judge}"
     if isinstance(event, Notice):
         return f"note: {event.message}"
-    number = getattr(event, "round", 1)
+    number = event.round if isinstance(event, CandidateEvent) else 1
     suffix = f" (round {number})" if number > 1 else ""
     if isinstance(event, CandidateStarted):
         return f"  {event.model}: streaming{suffix}"
@@ -90,6 +93,11 @@ def progress_line(event: Event) -> str | None:
         return f"  round {event.round} done" + (" (converged)" if event.converged else "")
     if isinstance(event, JudgeStarted):
         return f"  judge {event.model}: " + ("judging" if event.attempt == 1 else "repair request")
+    if isinstance(event, JudgeFinished):
+        return f"  judge {event.model}: done"
+    if isinstance(event, JudgeFailed):
+        error = event.error
+        return f"  judge {event.model}: failed: {error_text(error.kind, error.status, error.message)}"
     return None
 
 

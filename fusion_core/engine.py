@@ -16,23 +16,23 @@ from typing import Any
 
 import httpx
 
-from fusion_core.backends.base import Backend, ChatRequest, Message, ModelCatalog, ModelInfo
+from fusion_core.backends.base import Backend, ChatRequest, InstructAware, Message, ModelCatalog, ModelInfo, Scorer
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S, HttpClients
 from fusion_core.catalog import CATALOG_TIMEOUT_S, Catalog, check_listed, read_catalog
 from fusion_core.config import Config
 from fusion_core.cost import Caller, caller_for, enforce_cap, estimate, fusion_calls
 from fusion_core.errors import BackendError, ConfigError
-from fusion_core.events import Event, Notice, RoundFinished, RunFinished, RunStarted
+from fusion_core.events import Event, JudgeFailed, JudgeFinished, Notice, RoundFinished, RunFinished, RunStarted
 from fusion_core.framing import labels_for, new_nonce
-from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, Scorer, judge_by_likelihood, judge_with_llm
+from fusion_core.judge import DEFAULT_JUDGE_MAX_TOKENS, JudgeCall, judge_by_likelihood, judge_with_llm
 from fusion_core.judges.exec_judge import TieBreak, judge_by_execution
 from fusion_core.judges.execution import execute_candidates
 from fusion_core.models import BackendResolver, JudgeSpec, Member, expand_pool, parse_judge_spec
 from fusion_core.modes import MODES, Verdict
-from fusion_core.modes.debate import DEFAULT_ROUNDS, Debate, converged
+from fusion_core.modes.debate import DEFAULT_ROUNDS
 from fusion_core.option_specs import DEFAULT_MODE, MAX_ROUNDS, check_option
 from fusion_core.pool import DEFAULT_MAX_CONCURRENCY, Job, run_round
-from fusion_core.result import Candidate, FusionResult, JudgeOutcome, RunStatus
+from fusion_core.result import Candidate, ErrorInfo, FusionResult, JudgeOutcome, RunStatus
 from fusion_core.usage import Pricing, Usage
 
 __all__ = ["CATALOG_TIMEOUT_S", "DEFAULT_MODE", "MAX_ROUNDS", "Fusion", "RunSettings"]
@@ -232,13 +232,13 @@ class Fusion:
 
     async def _execute(self, plan: _Plan, catalog: Catalog, emit: Callable[[Event], None]) -> FusionResult:
         started = self._clock()
-        settings = plan.settings
+        settings, mode = plan.settings, MODES[plan.settings.mode]
         emit(
             RunStarted(
                 mode=settings.mode,
                 models=tuple(m.name for m in plan.members),
                 judge=plan.judge_name,
-                rounds=settings.rounds if settings.mode == "debate" else 1,
+                rounds=mode.rounds(settings.rounds),
             )
         )
         for notice in plan.notices:
@@ -255,6 +255,7 @@ class Fusion:
             answer, status = survivors[0].text, "ok"
         elif survivors:
             verdict, judge = await self._judge(plan, survivors, catalog, emit)
+            emit(_judge_ended(judge, decided=verdict is not None))
             status = "ok" if verdict is not None else "judge_failed"
             answer = verdict.answer if verdict else ""
         usage = sum((c.usage for rnd in rounds for c in rnd), Usage())
@@ -268,42 +269,26 @@ class Fusion:
             judge=judge,
             usage=usage,
             wall_s=self._clock() - started,
-            rounds=tuple(tuple(r) for r in rounds) if settings.mode == "debate" else (),
+            rounds=tuple(tuple(r) for r in rounds) if mode.revises else (),
             warnings=plan.notices,
         )
 
     async def _rounds(self, plan: _Plan, emit: Callable[[Event], None]) -> list[list[Candidate]]:
-        settings = plan.settings
+        """Round 1's independent answers, then whatever revision rounds the mode asks for."""
+        settings, mode = plan.settings, MODES[plan.settings.mode]
+        members = {m.name: m for m in plan.members}
         first = [self._job(plan, m, _initial_messages(plan)) for m in plan.members]
         rounds = [await self._round(plan, first, emit, 1)]
-        if settings.mode != "debate":
-            return rounds
-        mode = MODES["debate"]
-        assert isinstance(mode, Debate)
-        for number in range(2, settings.rounds + 1):
-            latest = _latest_answers(rounds)
-            alive = [c for c in latest if c.ok]
-            if len(alive) < 2:
+        for number in range(2, mode.rounds(settings.rounds) + 1):
+            previous = {c.model: c.text for c in _latest_answers(rounds) if c.ok}
+            prompts = mode.revise(question=plan.prompt, answers=previous, round_number=number, system=settings.system)
+            if not prompts:
                 break
-            jobs = []
-            for cand in alive:
-                # Neutral names and the members' own nonce: the judge's labels and nonce stay hidden.
-                others = [o.text for o in alive if o.model != cand.model]
-                messages = mode.revision_messages(
-                    question=plan.prompt,
-                    own_answer=cand.text,
-                    others=others,
-                    round_number=number,
-                    system=settings.system,
-                )
-                member = next(m for m in plan.members if m.name == cand.model)
-                jobs.append(self._job(plan, member, messages))
+            jobs = [self._job(plan, members[model], messages) for model, messages in prompts.items()]
             rounds.append(await self._round(plan, jobs, emit, number))
-            previous = {c.model: c.text for c in alive}
-            now = [c for c in rounds[-1] if c.ok]
-            done = converged([previous[c.model] for c in now], [c.text for c in now])
-            emit(RoundFinished(round=number, converged=done))
-            if done:
+            settled = mode.settled(previous, {c.model: c.text for c in rounds[-1] if c.ok})
+            emit(RoundFinished(round=number, converged=settled))
+            if settled:
                 break
         return rounds
 
@@ -393,7 +378,7 @@ def _check_cost(plan: _Plan, catalog: Catalog) -> None:
         prompt=(settings.system or "") + plan.prompt,
         members=members,
         max_tokens=settings.max_tokens,
-        debate_rounds=settings.rounds if settings.mode == "debate" else 1,
+        debate_rounds=MODES[settings.mode].rounds(settings.rounds),
         judge=judge,
         judgings=2 if settings.swap and len(members) > 1 else 1,
         judge_max_tokens=DEFAULT_JUDGE_MAX_TOKENS,
@@ -465,6 +450,14 @@ def _latest_answers(rounds: list[list[Candidate]]) -> list[Candidate]:
     return list(latest.values())
 
 
+def _judge_ended(outcome: JudgeOutcome, *, decided: bool) -> JudgeFinished | JudgeFailed:
+    """The event that closes the judge's part of a run (sent before RunFinished)."""
+    if decided:
+        return JudgeFinished(model=outcome.model, outcome=outcome)
+    error = outcome.error or ErrorInfo(kind="judge", message=f"{outcome.model} gave no usable verdict")
+    return JudgeFailed(model=outcome.model, error=error, outcome=outcome)
+
+
 def _priced(candidate: Candidate, info: ModelInfo | None) -> Candidate:
     pricing: Pricing | None = info.pricing if info else None
     usage = candidate.usage.with_estimated_cost(pricing)
@@ -472,10 +465,9 @@ def _priced(candidate: Candidate, info: ModelInfo | None) -> Candidate:
 
 
 async def _is_base_model(backend: Backend) -> bool:
-    is_instruct = getattr(backend, "is_instruct", None)
-    if is_instruct is None:
+    if not isinstance(backend, InstructAware):
         return False
     try:
-        return not await is_instruct()
+        return not await backend.is_instruct()
     except BackendError:
         return False

@@ -1,14 +1,21 @@
 """The event stream of a fusion run: small frozen dataclasses.
 
 Every front end (CLI, notebook widget, language server) renders the same
-stream; none of them needs to know how the engine works inside.
+stream; none of them needs to know how the engine works inside. Events about
+one pool member derive from :class:`CandidateEvent`, so a consumer asks
+``isinstance(event, CandidateEvent)`` for ``event.model`` instead of probing
+attributes. The judge's part of a run is ``JudgeStarted``, ``JudgeDelta``,
+then ``JudgeFinished`` or ``JudgeFailed``, before ``RunFinished``.
+
+:mod:`fusion_core.run_state` folds this stream into one per-model state
+machine that every front end reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from fusion_core.result import ErrorInfo, FusionResult
+from fusion_core.result import ErrorInfo, FusionResult, JudgeOutcome
 from fusion_core.usage import Usage
 
 
@@ -28,46 +35,46 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class CandidateStarted:
+class CandidateEvent:
+    """Base of every event about one pool member: ``model`` is its name in the pool,
+    ``round`` the debate round (1 outside a debate)."""
+
     model: str
+    # Keyword-only, so each event's own fields keep their positions after ``model``.
+    round: int = field(default=1, kw_only=True)
+
+
+@dataclass(frozen=True)
+class CandidateStarted(CandidateEvent):
     label: str
-    round: int = 1
 
 
 @dataclass(frozen=True)
-class CandidateDelta:
-    model: str
+class CandidateDelta(CandidateEvent):
     text: str
-    round: int = 1
 
 
 @dataclass(frozen=True)
-class CandidateFinished:
-    model: str
+class CandidateFinished(CandidateEvent):
     text: str
     usage: Usage
     latency_s: float
-    round: int = 1
     finish_reason: str | None = None  # "length": cut off at max_tokens
 
 
 @dataclass(frozen=True)
-class CandidateFailed:
-    model: str
+class CandidateFailed(CandidateEvent):
     error: ErrorInfo
     latency_s: float
     text: str = ""
-    round: int = 1
 
 
 @dataclass(frozen=True)
-class CandidateCancelled:
+class CandidateCancelled(CandidateEvent):
     """A straggler stopped because the quorum was met, or the run was cancelled."""
 
-    model: str
     text: str
     latency_s: float
-    round: int = 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,23 @@ class JudgeDelta:
 
 
 @dataclass(frozen=True)
+class JudgeFinished:
+    """The judge decided; ``outcome`` is what the result's ``judge`` will hold."""
+
+    model: str
+    outcome: JudgeOutcome
+
+
+@dataclass(frozen=True)
+class JudgeFailed:
+    """The judge gave no usable verdict (the candidates are kept; the run is ``judge_failed``)."""
+
+    model: str
+    error: ErrorInfo
+    outcome: JudgeOutcome
+
+
+@dataclass(frozen=True)
 class RunFinished:
     result: FusionResult
 
@@ -105,5 +129,7 @@ Event = (
     | RoundFinished
     | JudgeStarted
     | JudgeDelta
+    | JudgeFinished
+    | JudgeFailed
     | RunFinished
 )

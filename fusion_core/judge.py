@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fusion_core.backends.base import Backend, ChatRequest, Message
+from fusion_core.backends.base import Backend, ChatRequest, Chunk, Message, Scorer, consume
 from fusion_core.backends.openai_http import DEFAULT_TIMEOUT_S
 from fusion_core.errors import BackendError, BackendTimeout, FusionError, InternalError, JudgeError
 from fusion_core.events import Event, JudgeDelta, JudgeStarted
 from fusion_core.framing import Labeled, extract_json_object, judge_messages, repair_messages
-from fusion_core.judges.likelihood import Scorer, judge_by_likelihood
+from fusion_core.judges.likelihood import judge_by_likelihood
 from fusion_core.modes.base import Mode, Verdict, VerdictFormatError
 from fusion_core.modes.best_of import combine_swapped
 from fusion_core.pool import error_info
@@ -150,30 +150,20 @@ async def _ask(
         max_tokens=call.max_tokens,
         json_schema={"name": call.mode.schema_name, "schema": schema} if call.use_json_schema else None,
     )
-    parts: list[str] = []
-    usage = Usage()
-    finish: str | None = None
-    stream = call.backend.stream(request)
+
+    def take(chunk: Chunk) -> None:
+        if chunk.text:
+            emit(JudgeDelta(text=chunk.text))
+
     try:
         async with asyncio.timeout(call.timeout_s):
-            async for chunk in stream:
-                if chunk.text:
-                    parts.append(chunk.text)
-                    emit(JudgeDelta(text=chunk.text))
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason is not None:
-                    finish = chunk.finish_reason
+            reply = await consume(call.backend, request, on_chunk=take)
     except TimeoutError:
         raise BackendTimeout(
             f"the judge {call.name} gave no complete verdict within {call.timeout_s:g} s", model=call.model
         ) from None
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    finishes.append(finish)
-    return "".join(parts), usage.with_estimated_cost(call.pricing)
+    finishes.append(reply.finish_reason)
+    return reply.text, reply.usage.with_estimated_cost(call.pricing)
 
 
 def _read(mode: Mode, reply: str, texts: dict[str, str], models: dict[str, str]) -> Verdict:

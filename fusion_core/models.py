@@ -6,6 +6,7 @@ The grammar, one shape per concept::
     ENDPOINT:model              a model on a configured [endpoints.ENDPOINT]
     local/NAME                  a named local GGUF (local/gemma-3-270m is embedded)
     gguf:/path/to/file.gguf     any GGUF file, run in process by llama.cpp
+    NAME/model, NAME:model      a model of an installed provider plugin named NAME
     SPEC*N                      N samples of SPEC with different seeds (self-consistency)
 
 A judge spec may also be ``likelihood:SPEC`` (a local model ranking
@@ -22,20 +23,14 @@ import re
 from dataclasses import dataclass
 
 from fusion_core.backends.base import Backend
-from fusion_core.backends.openai_http import (
-    OPENROUTER_BASE_URL,
-    OPENROUTER_BASE_URL_ENV,
-    OPENROUTER_KEY_ENV,
-    HttpClients,
-    OpenAICompatibleBackend,
-)
+from fusion_core.backends.openai_http import OPENROUTER_KEY_ENV, HttpClients, OpenAICompatibleBackend
+from fusion_core.backends.providers import OPENROUTER, HttpProvider
+from fusion_core.backends.registry import Provider, ProviderContext, installed_providers, load_provider, spec_prefix
 from fusion_core.config import Config
-from fusion_core.errors import ConfigError, EgressBlocked, MissingKey
-from fusion_core.secrets import Secret, register_env_keys
+from fusion_core.errors import ConfigError, EgressBlocked
+from fusion_core.local_models import GGUF_PREFIX, LOCAL_PREFIX
+from fusion_core.secrets import register_env_keys
 
-OPENROUTER = "openrouter"
-LOCAL_PREFIX = "local/"
-GGUF_PREFIX = "gguf:"
 LIKELIHOOD_PREFIX = "likelihood:"
 REVIEWER_PREFIX = "reviewer:"
 EXEC_JUDGE = "exec"
@@ -154,26 +149,31 @@ def split_judge_spec(spec: str) -> tuple[str, bool]:
 
 
 class BackendResolver:
-    """Maps specs to backends, sharing HTTP clients and loaded local models."""
+    """Maps specs to backends through the ``fusion.backends`` providers, one provider instance per session.
+
+    A spec goes to the provider named by its prefix (``local/``, ``gguf:``, an installed
+    plugin's ``NAME/``), to the HTTP provider for ``ENDPOINT:model`` on a configured endpoint,
+    and otherwise to the default, OpenRouter (:mod:`fusion_core.backends.registry`).
+    """
 
     def __init__(
         self, config: Config, clients: HttpClients, *, local_only: bool = False, env: dict[str, str] | None = None
     ) -> None:
         self._config = config
-        self._clients = clients
         self._local_only = local_only or config.local_only
         self._env = os.environ if env is None else env
         # Every configured key is scrubbed from output from now on, used in this run or not.
         key_names = [OPENROUTER_KEY_ENV, *(e.api_key_env for e in config.endpoints.values())]
         register_env_keys(self._env, key_names)
-        self._http: dict[str, OpenAICompatibleBackend] = {}
-        self._custom: dict[str, Backend] = {}
+        self._context = ProviderContext(config=config, env=self._env, clients=clients)
+        self._registered: dict[str, Provider] = {}  # backend instances (tests), ahead of every plugin
+        self._providers: dict[str, Provider] = {}  # entry-point providers, made on first use
 
     def register(self, name: str, backend: Backend) -> None:
         """Serve specs ``name:model`` from ``backend`` (e.g. a ScriptedBackend in tests)."""
         if "/" in name or ":" in name:
             raise ConfigError(f"backend name {name!r} may not contain '/' or ':'")
-        self._custom[name] = backend
+        self._registered[name] = _Registered(name, backend)
 
     @property
     def local_only(self) -> bool:
@@ -189,83 +189,43 @@ class BackendResolver:
 
     def resolve(self, spec: str) -> tuple[Backend, str]:
         """The backend serving ``spec`` and the model id to send it."""
-        if is_local_spec(spec):
-            from fusion_core.backends.llama import local_backend  # heavy: import on first use
-
-            return local_backend(spec, self._config.local)
-        prefix, sep, model = spec.partition(":")
-        if sep and prefix in self._custom:
-            return self._custom[prefix], model
+        registered = self._registered.get(spec_prefix(spec))
+        if registered is not None:  # an instance in this process: nothing leaves it
+            return registered.resolve(spec)
         self.check_egress([spec])
-        endpoint, model = self._split_endpoint(spec)
-        return self.http_backend(endpoint), model
+        return self._provider(self._provider_name(spec)).resolve(spec)
 
     def http_backend(self, endpoint: str, *, require_key: bool = True) -> OpenAICompatibleBackend:
         """The (cached) backend for a named HTTP endpoint."""
         if self._local_only:
             raise EgressBlocked(f"local-only mode refused the {endpoint} endpoint")
-        if endpoint != OPENROUTER and endpoint not in self._config.endpoints:
-            known = ", ".join([OPENROUTER, *self._config.endpoints])
-            raise ConfigError(f"unknown endpoint {endpoint!r}", hint=f"Known endpoints: {known}.")
-        backend = self._http.get(endpoint)
-        if backend is None:
-            backend = self._make_http(endpoint, require_key=require_key)
-            if backend._api_key or require_key:
-                self._http[endpoint] = backend
-        return backend
+        provider = self._provider(OPENROUTER)
+        if not isinstance(provider, HttpProvider):  # a plugin replaced the default provider
+            raise ConfigError(f"the {OPENROUTER!r} provider does not serve named endpoints")
+        return provider.backend(endpoint, require_key=require_key)
 
     def has_openrouter_key(self) -> bool:
         return bool(self._env.get(OPENROUTER_KEY_ENV, "").strip())
 
-    def _split_endpoint(self, spec: str) -> tuple[str, str]:
-        prefix, sep, rest = spec.partition(":")
-        if sep and "/" not in prefix:
-            if prefix == OPENROUTER:
-                return OPENROUTER, rest
-            if prefix in self._config.endpoints:
-                return prefix, rest
-            raise ConfigError(
-                f"unknown endpoint {prefix!r} in model spec {spec!r}",
-                hint=f"Define [endpoints.{prefix}] with a base_url in fusion.toml, "
-                "or write an OpenRouter id like vendor/model.",
-            )
-        if "/" not in spec:
-            raise ConfigError(
-                f"{spec!r} is not a model spec",
-                hint="Use vendor/model (OpenRouter), ENDPOINT:model, local/NAME or gguf:/path.",
-            )
-        return OPENROUTER, spec
+    def _provider_name(self, spec: str) -> str:
+        prefix = spec_prefix(spec)
+        if spec.startswith(f"{prefix}:") and prefix in self._config.endpoints:
+            return OPENROUTER  # the user's named endpoint wins over a plugin of the same name
+        return prefix if prefix in installed_providers() else OPENROUTER
 
-    def _make_http(self, endpoint: str, *, require_key: bool) -> OpenAICompatibleBackend:
-        if endpoint == OPENROUTER:
-            key = self._env.get(OPENROUTER_KEY_ENV, "").strip()
-            if not key and require_key:
-                raise MissingKey(
-                    f"{OPENROUTER_KEY_ENV} is not set, so OpenRouter models cannot be used",
-                    hint=f"export {OPENROUTER_KEY_ENV}=sk-or-v1-... (https://openrouter.ai/keys), "
-                    "or use local/ models.",
-                )
-            return OpenAICompatibleBackend(
-                name=OPENROUTER,
-                base_url=self._env.get(OPENROUTER_BASE_URL_ENV) or OPENROUTER_BASE_URL,
-                api_key=Secret(key) if key else None,
-                clients=self._clients,
-                attribution=True,
-                openrouter_fields=True,
-                limits=self._config.limits,
-            )
-        conf = self._config.endpoints[endpoint]
-        key_value = self._env.get(conf.api_key_env, "").strip() if conf.api_key_env else ""
-        if conf.api_key_env and not key_value and require_key:
-            raise MissingKey(
-                f"{conf.api_key_env} is not set, but [endpoints.{endpoint}] needs it",
-                hint=f"export {conf.api_key_env}=..., or remove api_key_env from the endpoint.",
-            )
-        return OpenAICompatibleBackend(
-            name=endpoint,
-            base_url=conf.base_url,
-            api_key=Secret(key_value) if key_value else None,
-            clients=self._clients,
-            attribution=conf.attribution,
-            limits=self._config.limits,
-        )
+    def _provider(self, name: str) -> Provider:
+        provider = self._providers.get(name)
+        if provider is None:
+            provider = self._providers[name] = load_provider(name, self._context)
+        return provider
+
+
+class _Registered:
+    """A backend instance registered under a name: serves ``name:model`` (and ``name/model``)."""
+
+    def __init__(self, name: str, backend: Backend) -> None:
+        self._prefix_length = len(name) + 1
+        self._backend = backend
+
+    def resolve(self, spec: str) -> tuple[Backend, str]:
+        return self._backend, spec[self._prefix_length :]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fusion_core.backends.base import Backend, ChatRequest
+from fusion_core.backends.base import Backend, ChatRequest, Chunk, Reply, consume
 from fusion_core.errors import BackendError, BackendTimeout, BadResponse, FusionError, InternalError
 from fusion_core.events import (
     CandidateCancelled,
@@ -28,7 +28,6 @@ from fusion_core.events import (
     Event,
 )
 from fusion_core.result import Candidate, CandidateStatus, ErrorInfo
-from fusion_core.usage import Usage
 
 DEFAULT_MAX_CONCURRENCY = 8
 
@@ -107,9 +106,7 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
     """Stream one job to the end. Failures become a failed Candidate; cancellation
     raises :class:`_Cancelled` carrying the partial candidate."""
     started = clock()
-    parts: list[str] = []
-    usage = Usage()
-    finish_reason: str | None = None
+    reply = Reply()
     emit(CandidateStarted(model=job.member, label=job.label, round=round_number))
 
     def candidate(status: CandidateStatus, error: ErrorInfo | None = None) -> Candidate:
@@ -117,12 +114,12 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
             model=job.member,
             label=job.label,
             status=status,
-            text="".join(parts),
+            text=reply.text,
             error=error,
             latency_s=clock() - started,
-            usage=usage,
+            usage=reply.usage,
             round=round_number,
-            finish_reason=finish_reason,
+            finish_reason=reply.finish_reason,
         )
 
     def failed(exc: FusionError) -> Candidate:
@@ -138,22 +135,19 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
         )
         return result
 
-    stream = job.backend.stream(job.request)
     try:
         async with asyncio.timeout(timeout_s) as deadline:
-            async for chunk in stream:
+
+            def take(chunk: Chunk) -> None:
                 # The wait for a shared model is not the member's work: pause the clock.
                 if chunk.queued:
                     deadline.reschedule(None)
                 if chunk.started:
                     deadline.reschedule(asyncio.get_running_loop().time() + timeout_s)
                 if chunk.text:
-                    parts.append(chunk.text)
                     emit(CandidateDelta(model=job.member, text=chunk.text, round=round_number))
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason is not None:
-                    finish_reason = chunk.finish_reason
+
+            await consume(job.backend, job.request, reply=reply, on_chunk=take)
     except asyncio.CancelledError:
         result = candidate("cancelled")
         emit(
@@ -170,19 +164,17 @@ async def _run_job(job: Job, emit: Emit, round_number: int, timeout_s: float, cl
         return failed(exc)
     except Exception as exc:  # a backend bug must cost one candidate, not the whole run
         return failed(InternalError(f"{job.member}: {type(exc).__name__}: {exc}", model=job.request.model))
-    finally:
-        await _close(stream)
-    if not "".join(parts).strip():
+    if not reply.text.strip():
         return failed(BadResponse(f"{job.member} returned an empty answer", model=job.request.model))
     result = candidate("ok")
     emit(
         CandidateFinished(
             model=job.member,
             text=result.text,
-            usage=usage,
+            usage=reply.usage,
             latency_s=result.latency_s or 0.0,
             round=round_number,
-            finish_reason=finish_reason,
+            finish_reason=reply.finish_reason,
         )
     )
     return result
@@ -194,12 +186,3 @@ class _Cancelled(asyncio.CancelledError):
     def __init__(self, candidate: Candidate) -> None:
         super().__init__()
         self.candidate = candidate
-
-
-async def _close(stream: object) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except Exception:  # noqa: BLE001 - closing a broken stream must not mask its result
-            pass

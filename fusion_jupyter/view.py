@@ -9,7 +9,7 @@ out at once, so panes update while the cell is still busy.
 
 Updates are throttled per part (each pane, the header, ...) to at most one
 every ``min_interval_s``, so a fast stream cannot flood the front end; status
-changes and the end of the run are drawn at once.
+changes, the judge's end and the end of the run are drawn at once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 from IPython.display import HTML
 
-from fusion_core.events import Event, RunFinished, RunStarted
+from fusion_core.events import Event, JudgeFailed, JudgeFinished, RunFinished, RunStarted
 from fusion_core.result import FusionResult
 from fusion_jupyter import html
 from fusion_jupyter.fallback import no_answer_markdown
@@ -158,7 +158,8 @@ class FusionView:
             self.flush()
             return
         self._pending |= self.state.apply(event) | {HEADER}
-        if isinstance(event, RunFinished):
+        # The judge's verdict (or failure) and the end of the run are drawn at once, never throttled.
+        if isinstance(event, JudgeFinished | JudgeFailed | RunFinished):
             self.flush()
         else:
             self._draw(urgent=False)

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from lsprotocol import types
 
+from fusion_core.backends.base import Preloadable
 from fusion_core.completion import (
     DEFAULT_COMPLETION_TEMPERATURE,
     MAX_PREFIX_CHARS,
@@ -208,9 +208,8 @@ async def preload_local_models(ls: FusionServer) -> None:
         for spec in specs:
             # Importing llama.cpp takes a moment: do it off the event loop.
             backend, _ = await asyncio.to_thread(ls.fusion.resolver.resolve, spec)
-            load: Any = getattr(backend, "load", None)
-            if load is not None:
-                await load()
+            if isinstance(backend, Preloadable):
+                await backend.load()
                 ls.log(f"Fusion: loaded {spec} for completion")
     except FusionError as exc:
         ls.log(f"Fusion: cannot load the local completion model: {exc.describe()}", types.MessageType.Warning)

@@ -1,8 +1,9 @@
 """Work-done progress (``$/progress``) for a review: each model's state, cancellable from the editor.
 
-The engine's event stream drives it: a model is *waiting*, *running*, *done*,
-*failed* or *cancelled*. Reports are sent only when a state changes, never per
-streamed token. Cancelling from the editor (``window/workDoneProgress/cancel``)
+The engine's event stream drives :class:`fusion_core.run_state.RunState`, the
+state machine the CLI and the notebook show too: a model is *waiting*,
+*streaming*, *done*, *failed* or *cancelled*. Reports are sent only when a
+model's status changes, never per streamed token. Cancelling from the editor (``window/workDoneProgress/cancel``)
 cancels the review task.
 """
 
@@ -17,14 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from fusion_core.events import (
-    CandidateCancelled,
-    CandidateFailed,
-    CandidateFinished,
-    CandidateStarted,
-    Event,
-    Notice,
-)
+from fusion_core.events import CandidateEvent, Event, Notice
+from fusion_core.run_state import FINAL_STATUSES, RunState
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -45,7 +40,7 @@ class ReviewProgress:
     ) -> None:
         self._ls = ls
         self.token = token
-        self._states = dict.fromkeys(models, "waiting")
+        self._state = RunState.of(models)
         self._on_notice = on_notice
         self._ended = False
 
@@ -88,23 +83,22 @@ class ReviewProgress:
         if isinstance(event, Notice):
             self._on_notice(event.message)
             return
-        state = {
-            CandidateStarted: "running",
-            CandidateFinished: "done",
-            CandidateFailed: "failed",
-            CandidateCancelled: "cancelled",
-        }.get(type(event))
-        model = getattr(event, "model", None)
-        if state is None or model not in self._states or self._states[model] == state:
+        # Only the members this review announced; the judge's and the run's events change no row.
+        if not isinstance(event, CandidateEvent) or event.model not in self._state.panes:
             return
-        self._states[model] = state
+        pane = self._state.panes[event.model]
+        before = pane.status
+        self._state.apply(event)
+        if pane.status == before:
+            return
         if self.token is not None and not self._ended:
-            finished = sum(s in ("done", "failed", "cancelled") for s in self._states.values())
+            panes = self._state.panes.values()
+            finished = sum(p.status in FINAL_STATUSES for p in panes)
             self._ls.work_done_progress.report(
                 self.token,
                 types.WorkDoneProgressReport(
                     message=self._message(),
-                    percentage=int(100 * finished / max(len(self._states), 1)),
+                    percentage=int(100 * finished / max(len(panes), 1)),
                     cancellable=True,
                 ),
             )
@@ -119,10 +113,11 @@ class ReviewProgress:
 
     @property
     def states(self) -> dict[str, str]:
-        return dict(self._states)
+        """Each model's status, in the run state's words."""
+        return {model: pane.status for model, pane in self._state.panes.items()}
 
     def _message(self) -> str:
-        return ", ".join(f"{model}: {state}" for model, state in self._states.items())
+        return ", ".join(f"{model}: {status}" for model, status in self.states.items())
 
 
 def _supports_progress(ls: LanguageServer) -> bool:

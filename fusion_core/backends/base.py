@@ -1,13 +1,30 @@
-"""The one Backend protocol every model provider implements.
+"""The one Backend protocol every model provider implements, and its optional abilities.
 
-A backend has a single async streaming method; the non-streaming call
-(:func:`complete`) is derived from it, so there is one code path per provider.
+A backend has a single async streaming method; reading it (:func:`consume`)
+and the non-streaming call (:func:`complete`) are derived from it, so there is
+one code path per provider. What only some backends can do is a small
+runtime-checkable Protocol here, asked with ``isinstance``:
+
+=================  ==========================================  ======================
+ability            method                                      who has it
+=================  ==========================================  ======================
+``ModelCatalog``   ``await list_models(refresh=False)``        HTTP endpoints
+``Scorer``         ``await score(prompt, continuations)``      local llama.cpp models
+``InstructAware``  ``await is_instruct()``                     local llama.cpp models
+``Preloadable``    ``await load()``                            local llama.cpp models
+``Closable``       ``await aclose()``                          every async-generator stream
+=================  ==========================================  ======================
+
+A backend without an ability is treated as the common case: it lists no models,
+cannot score, follows instructions, needs no loading, and its stream needs no closing.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -21,6 +38,8 @@ MAX_PRICE_USD = 1000.0
 MAX_ID_CHARS = 512
 MAX_PARAMETERS = 256
 MAX_PARAMETER_CHARS = 64
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -183,25 +202,105 @@ class ModelCatalog(Protocol):
         ...
 
 
+@runtime_checkable
+class Scorer(Protocol):
+    """Optional: a model that can rank continuations by log-probability (the likelihood judge)."""
+
+    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """Length-normalised log-probability of each continuation given ``prompt``."""
+        ...
+
+
+@runtime_checkable
+class InstructAware(Protocol):
+    """Optional: a backend that knows whether its model follows instructions (a base model does not)."""
+
+    async def is_instruct(self) -> bool:
+        """True for an instruction-tuned model; may load the model to find out."""
+        ...
+
+
+@runtime_checkable
+class Preloadable(Protocol):
+    """Optional: a backend whose model can be loaded ahead of the first request."""
+
+    async def load(self) -> None:
+        """Load the model now (off the event loop) instead of on first use."""
+        ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """Optional: something that holds resources until closed (an async-generator stream, a client)."""
+
+    async def aclose(self) -> None:
+        """Release the resources; closing a stream early cancels its call."""
+        ...
+
+
+@dataclass
+class Reply:
+    """What has arrived of one streamed reply; kept when reading stops early (a timeout, a failure)."""
+
+    parts: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add(self, chunk: Chunk) -> None:
+        """Take in one chunk: its text, and the usage and finish reason the last one carries."""
+        if chunk.text:
+            self.parts.append(chunk.text)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+
+    def completion(self) -> Completion:
+        return Completion(text=self.text, usage=self.usage, finish_reason=self.finish_reason)
+
+
+async def consume(
+    backend: Backend,
+    request: ChatRequest,
+    *,
+    reply: Reply | None = None,
+    on_chunk: Callable[[Chunk], None] | None = None,
+) -> Completion:
+    """Read ``backend``'s reply to ``request`` to the end, closing its stream however reading ends.
+
+    Every chunk goes into ``reply`` (pass one to keep the partial text when reading is
+    interrupted) and then to ``on_chunk``. Closing the stream early cancels the call.
+    """
+    reply = Reply() if reply is None else reply
+    stream = backend.stream(request)
+    async with aclosing(_QuietClose(stream)):
+        async for chunk in stream:
+            reply.add(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+    return reply.completion()
+
+
 async def complete(backend: Backend, request: ChatRequest) -> Completion:
     """Run ``request`` to the end and return the whole reply."""
-    parts: list[str] = []
-    usage = Usage()
-    finish_reason: str | None = None
-    stream = backend.stream(request)
-    try:
-        async for chunk in stream:
-            parts.append(chunk.text)
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if chunk.finish_reason is not None:
-                finish_reason = chunk.finish_reason
-    finally:
-        await _aclose(stream)
-    return Completion(text="".join(parts), usage=usage, finish_reason=finish_reason)
+    return await consume(backend, request)
 
 
-async def _aclose(stream: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
+class _QuietClose:
+    """What :func:`consume` closes: the stream, if it can be closed (an async generator can;
+    a plain iterator has nothing to close). A failure while closing must not mask how the
+    read ended (its reply, its error or its cancellation), so it is only logged."""
+
+    def __init__(self, stream: AsyncIterator[Chunk]) -> None:
+        self._stream = stream
+
+    async def aclose(self) -> None:
+        if isinstance(self._stream, Closable):
+            try:
+                await self._stream.aclose()
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                _log.debug("closing a backend stream failed: %s: %s", type(exc).__name__, exc)

@@ -118,6 +118,11 @@ class OpenAICompatibleBackend:
     def __repr__(self) -> str:
         return f"OpenAICompatibleBackend(name={self.name!r}, base_url={self.base_url!r})"
 
+    @property
+    def has_key(self) -> bool:
+        """Whether requests carry an API key (the key itself never leaves this object)."""
+        return self._api_key is not None
+
     # -- the Backend protocol -------------------------------------------------
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:

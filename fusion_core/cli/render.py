@@ -8,16 +8,13 @@ interleave); the verdict follows on stderr.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
+from fusion_core.cli.progress import RunView
 from fusion_core.display import (
     TRUNCATED,
     TRUNCATED_HINT,
@@ -29,114 +26,12 @@ from fusion_core.display import (
     truncated_models,
     verdict_lines,
 )
-from fusion_core.events import (
-    CandidateCancelled,
-    CandidateDelta,
-    CandidateFailed,
-    CandidateFinished,
-    CandidateStarted,
-    Event,
-    JudgeDelta,
-    JudgeStarted,
-    Notice,
-    RunFinished,
-    RunStarted,
-)
+from fusion_core.events import Event, JudgeDelta, JudgeStarted, Notice
 from fusion_core.result import FusionResult
-from fusion_core.usage import Usage
 
-STATE_STYLE = {
-    "waiting": "dim",
-    "streaming": "cyan",
-    "done": "green",
-    "failed": "red",
-    "cancelled": "yellow",
-}
 REFRESH_PER_S = 8
 # The judge's rationale is shown whole up to this length, then cut: the verdict lines follow.
 RATIONALE_CHARS = 400
-
-
-@dataclass
-class _Row:
-    state: str = "waiting"
-    chunks: int = 0
-    started: float | None = None
-    latency_s: float | None = None
-    usage: Usage | None = None
-    detail: str = ""
-    round: int = 1
-
-
-@dataclass
-class RunView:
-    """State of the live display, updated by events."""
-
-    rows: dict[str, _Row] = field(default_factory=dict)
-    judge: str = ""
-    judge_state: str = "waiting"
-    judge_chunks: int = 0
-    mode: str = ""
-    started: float = field(default_factory=time.perf_counter)
-
-    def apply(self, event: Event) -> None:
-        now = time.perf_counter()
-        if isinstance(event, RunStarted):
-            self.mode, self.judge = event.mode, event.judge
-            self.rows = {m: _Row() for m in event.models}
-        elif isinstance(event, CandidateStarted):
-            self.rows[event.model] = _Row(state="streaming", started=now, round=event.round)
-        elif isinstance(event, CandidateDelta):
-            self.rows[event.model].chunks += 1
-        elif isinstance(event, CandidateFinished):
-            row = self.rows[event.model]
-            row.state, row.latency_s, row.usage = "done", event.latency_s, event.usage
-            row.detail = f"{TRUNCATED} (max_tokens)" if event.finish_reason == "length" else ""
-        elif isinstance(event, CandidateFailed):
-            row = self.rows[event.model]
-            row.state, row.latency_s = "failed", event.latency_s
-            row.detail = f"{event.error.kind}: {event.error.message.removeprefix(event.model + ': ')}"
-        elif isinstance(event, CandidateCancelled):
-            row = self.rows[event.model]
-            row.state, row.latency_s, row.detail = "cancelled", event.latency_s, "straggler cancelled"
-        elif isinstance(event, JudgeStarted):
-            self.judge_state = "judging" if event.attempt == 1 else "repairing"
-        elif isinstance(event, JudgeDelta):
-            self.judge_chunks += 1
-        elif isinstance(event, RunFinished):
-            judge = event.result.judge
-            self.judge_state = "failed" if judge is None or judge.error else "done"
-
-    def table(self) -> Table:
-        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-        for column in ("model", "state", "tokens", "latency", "cost", ""):
-            table.add_column(column, justify="right" if column in {"tokens", "latency", "cost"} else "left")
-        now = time.perf_counter()
-        for name, row in self.rows.items():
-            tokens = str(row.usage.completion_tokens) if row.usage else (f"~{row.chunks}" if row.chunks else "")
-            if row.latency_s is not None:
-                latency = f"{row.latency_s:.2f}s"
-            else:
-                latency = f"{now - row.started:.1f}s" if row.started else ""
-            state = row.state + (f" r{row.round}" if row.round > 1 else "")
-            table.add_row(
-                Text(name),  # a model name is text, never markup
-                Text(state, style=STATE_STYLE.get(row.state, "")),
-                tokens,
-                latency,
-                format_cost(row.usage) if row.usage else "",
-                Text(row.detail[:80], style="dim"),
-            )
-        if self.judge:
-            table.add_row(
-                Text(f"judge {self.judge}", style="bold"),
-                self.judge_state,
-                f"~{self.judge_chunks}" if self.judge_chunks else "",
-                "",
-                "",
-                "",
-            )
-        return table
 
 
 class TerminalRenderer:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from fusion_core.backends.base import ModelCatalog
 from fusion_core.config import Config, load_config
 from fusion_core.engine import Fusion, RunSettings
 from fusion_core.errors import CostCapExceeded, FusionError
@@ -195,10 +196,9 @@ async def _estimate(config: Config, systems: Sequence[RunSettings], inputs: Sequ
             return prices[spec]
         backend, model = fusion.resolver.resolve(spec)
         infos = {}
-        list_models = getattr(backend, "list_models", None)
-        if list_models is not None:
+        if isinstance(backend, ModelCatalog):
             try:
-                infos = {info.id: info for info in await list_models()}
+                infos = {info.id: info for info in await backend.list_models()}
             except FusionError:
                 infos = {}
         info = infos.get(model)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, get_args, runtime_checkable
+from typing import Literal, get_args
 
+from fusion_core.backends.base import Scorer
 from fusion_core.errors import FusionError
 from fusion_core.events import Event, JudgeStarted
 from fusion_core.modes.base import Verdict
@@ -65,15 +66,6 @@ ZLIB_TYPICAL_RATIO = 2.0
 Emit = Callable[[Event], None]
 
 _WORD = re.compile(r"\w+|[^\w\s]")
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """A local model that can rank continuations by log-probability."""
-
-    async def score(self, prompt: str, continuations: Sequence[str]) -> list[float]:
-        """Length-normalised log-probability of each continuation given ``prompt``."""
-        ...
 
 
 def repetition(text: str, n: int = REPETITION_NGRAM) -> float:

@@ -1,6 +1,9 @@
-"""What every fusion mode provides: judge instructions, a schema, and a verdict reader.
+"""What every fusion mode provides: judge instructions, a schema, a verdict reader, and its rounds.
 
-Modes build prompts and read verdicts; none of them touches HTTP.
+Modes build prompts and read verdicts; none of them touches HTTP. A mode may
+also have the members revise their answers in further rounds (debate): the
+engine runs whatever rounds :meth:`Mode.revise` asks for, until the mode says
+the answers have settled. Single-round modes inherit :class:`SingleRound`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fusion_core.backends.base import Message
 from fusion_core.verdicts import JudgeVerdict
 
 
@@ -29,6 +33,23 @@ class Mode(Protocol):
     name: str
     schema_name: str
     instructions: str
+    # True when members revise their answers in rounds; the result then keeps every round.
+    revises: bool
+
+    def rounds(self, requested: int) -> int:
+        """How many rounds of member answers at most, when the user asked for ``requested``."""
+        ...
+
+    def revise(
+        self, *, question: str, answers: Mapping[str, str], round_number: int, system: str | None = None
+    ) -> dict[str, tuple[Message, ...]]:
+        """Round ``round_number``'s prompt for each member that revises, given each member's latest
+        successful answer (model name to text); an empty dict ends the rounds."""
+        ...
+
+    def settled(self, previous: Mapping[str, str], current: Mapping[str, str]) -> bool:
+        """True when the round just run changed nothing meaningful, so no further round is needed."""
+        ...
 
     def schema(self, labels: list[str]) -> dict[str, Any]:
         """The JSON schema of a verdict for a run with these labels."""
@@ -37,6 +58,26 @@ class Mode(Protocol):
     def read(self, data: dict[str, Any], texts: Mapping[str, str], models: Mapping[str, str]) -> Verdict:
         """Check the judge's JSON and build the verdict; raises VerdictFormatError."""
         ...
+
+
+class SingleRound:
+    """The rounds of a mode where every member answers once (best-of, merge)."""
+
+    revises = False
+
+    def rounds(self, requested: int) -> int:
+        """Always one: the members answer independently and the judge takes it from there."""
+        return 1
+
+    def revise(
+        self, *, question: str, answers: Mapping[str, str], round_number: int, system: str | None = None
+    ) -> dict[str, tuple[Message, ...]]:
+        """No revisions."""
+        return {}
+
+    def settled(self, previous: Mapping[str, str], current: Mapping[str, str]) -> bool:
+        """Nothing to settle after one round."""
+        return True
 
 
 def require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

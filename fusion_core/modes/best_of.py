@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fusion_core.modes.base import Verdict, VerdictFormatError, label_of, require
+from fusion_core.modes.base import SingleRound, Verdict, VerdictFormatError, label_of, require
 from fusion_core.verdicts import BestOfVerdict, SwapCheck
 
 # Scores closer than this (on the 0-10 scale) count as a tie when two judgings disagree.
 TIE_MARGIN = 0.5
 
 
-class BestOf:
+class BestOf(SingleRound):
     name = "best-of"
     schema_name = "best_of_verdict"
     instructions = (

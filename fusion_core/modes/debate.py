@@ -2,7 +2,9 @@
 
 Round 1 is the independent answers; each later round shows every model the
 others' latest answers (anonymised, as untrusted data) and asks it to revise.
-The debate stops early once no model changes its answer meaningfully.
+The debate stops early once no model changes its answer meaningfully, or
+when fewer than two members still have an answer to debate. The engine runs
+the rounds; this module decides who revises, with what prompt, and when to stop.
 
 Members never see the judge's framing: each revision prompt has its own fresh
 nonce and calls the other answers "expert 1", "expert 2" ..., not the judge's
@@ -12,7 +14,7 @@ copy the judge's nonce into its answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from difflib import SequenceMatcher
 
 from fusion_core.backends.base import Message
@@ -26,6 +28,32 @@ CONVERGENCE_SIMILARITY = 0.9
 
 class Debate(Merge):
     name = "debate"
+    revises = True
+
+    def rounds(self, requested: int) -> int:
+        """The rounds asked for, the independent answers included."""
+        return requested
+
+    def revise(
+        self, *, question: str, answers: Mapping[str, str], round_number: int, system: str | None = None
+    ) -> dict[str, tuple[Message, ...]]:
+        """Every member with an answer revises it after reading the others'; with fewer than two, stop."""
+        if len(answers) < 2:
+            return {}
+        return {
+            model: self.revision_messages(
+                question=question,
+                own_answer=own,
+                others=[text for other, text in answers.items() if other != model],
+                round_number=round_number,
+                system=system,
+            )
+            for model, own in answers.items()
+        }
+
+    def settled(self, previous: Mapping[str, str], current: Mapping[str, str]) -> bool:
+        """True when every member that answered this round kept its previous answer, near enough."""
+        return converged([previous[model] for model in current], list(current.values()))
 
     def revision_messages(
         self,

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fusion_core.modes.base import Verdict, VerdictFormatError, label_of, require
+from fusion_core.modes.base import SingleRound, Verdict, VerdictFormatError, label_of, require
 from fusion_core.verdicts import Contradiction, Insight, MergeVerdict, Stance
 
 
-class Merge:
+class Merge(SingleRound):
     name = "merge"
     schema_name = "merge_verdict"
     instructions = (

@@ -242,3 +242,21 @@ def test_the_answer_so_far_is_always_a_prefix_of_the_answer(answer: str, before:
     reader = AnswerSoFar()
     shown = "".join(reader.feed(reply[a:b]) for a, b in itertools.pairwise(edges))
     assert shown == answer.lstrip()
+
+
+def test_the_judges_end_gets_its_own_progress_line(remote_env: dict[str, str]) -> None:
+    pool = ("--pool", "mock/alpha,mock/beta", "--mode", "merge")
+    ok = fusion(remote_env, "run", "Why is the sky blue?", *pool, "--judge", "mock/judge")
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stderr.splitlines()
+    done = lines.index("  judge mock/judge: done")
+    assert (
+        lines.index("  judge mock/judge: judging")
+        < done
+        < next(i for i, line in enumerate(lines) if line.startswith("answered"))
+    )
+
+    bad = fusion(remote_env, "run", "Why is the sky blue?", *pool, "--judge", "mock/judge-offformat")
+    assert bad.returncode == 4, bad.stderr
+    (failed,) = [line for line in bad.stderr.splitlines() if line.startswith("  judge mock/judge-offformat: failed")]
+    assert failed.startswith("  judge mock/judge-offformat: failed: judge: ")

@@ -9,7 +9,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from rendered import shown_text
 
-from fusion_core.events import CandidateDelta, CandidateFinished, CandidateStarted, RunStarted
+from fusion_core import Fusion, RunSettings
+from fusion_core.events import CandidateDelta, CandidateFinished, CandidateStarted, JudgeFailed, RunStarted
 from fusion_core.result import FusionResult
 from fusion_core.usage import Usage
 from fusion_core.verdicts import BestOfVerdict
@@ -118,3 +119,19 @@ def test_redraws_are_throttled_per_pane() -> None:
     view.handle(CandidateFinished(model="m/a", text="done text", usage=Usage(1, 2, 0.001), latency_s=0.2))
     assert len(sent) == 3 and "done text" in sent[-1]
     assert view.panes["m/a"].status == "done"
+
+
+async def test_the_judge_line_says_failed_as_soon_as_the_judge_gives_up(remote_env: dict[str, str]) -> None:
+    pool = ("mock/alpha", "mock/beta")
+    view = FusionView(pool, "mock/judge-offformat")
+    fusion = Fusion(env=remote_env)
+    line_at_judge_failed = ""
+    settings = RunSettings(pool=pool, judge="mock/judge-offformat", mode="merge")
+    async for event in fusion.stream("Why is the sky blue?", settings):
+        view.handle(event)
+        if isinstance(event, JudgeFailed):
+            line_at_judge_failed = unescape(view.judge.value)
+    await fusion.aclose()
+    # Drawn from JudgeFailed, before RunFinished: the error and its hint, not "repairing…".
+    assert "judge <code>mock/judge-offformat</code> failed" in line_at_judge_failed
+    assert "judge:" in line_at_judge_failed and "fusion-hint" in line_at_judge_failed

@@ -197,6 +197,8 @@ async def test_progress_reports_each_models_state(start_lsp, server: TestServer,
     begin, *middle, end = reports
     assert isinstance(begin, types.WorkDoneProgressBegin) and begin.cancellable
     assert begin.message == "script/rev-a: waiting, mock/down-502: waiting"
+    # The run state's words, shared with the CLI and the notebook: streaming, then done.
+    assert any("script/rev-a: streaming" in r.message for r in middle)
     assert any("script/rev-a: done" in r.message for r in middle)
     assert "mock/down-502: failed" in middle[-1].message and middle[-1].percentage == 100
     assert isinstance(end, types.WorkDoneProgressEnd) and end.message.startswith("1 finding")

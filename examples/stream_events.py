@@ -23,6 +23,7 @@ from fusion_core import (
     RunFinished,
     RunSettings,
 )
+from fusion_core.verdicts import MergeVerdict
 
 
 async def main(prompt: str, env: dict[str, str], pool: tuple[str, ...], judge: str) -> None:
@@ -41,8 +42,8 @@ async def main(prompt: str, env: dict[str, str], pool: tuple[str, ...], judge: s
             elif isinstance(event, RunFinished):
                 result = event.result
                 print(f"\n{result.answer}\n")
-                if result.judge and result.judge.verdict:
-                    print("consensus:", result.judge.verdict.get("consensus"))
+                if result.judge and isinstance(result.judge.verdict, MergeVerdict):
+                    print("consensus:", "; ".join(result.judge.verdict.consensus))
                 print(f"cost ${result.usage.cost or 0:.6f}, wall {result.wall_s:.2f}s")
     finally:
         await fusion.aclose()

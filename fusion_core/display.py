@@ -2,15 +2,13 @@
 
 The CLI's line-by-line mode, the notebook's text mode and its widgets all word
 things the same way because they all use these. The judge's verdict is read
-only here (:func:`read_verdict`), and :class:`AnswerSoFar` reads a fused answer
+into lines only here (:func:`verdict_lines`), and :class:`AnswerSoFar` reads a fused answer
 out of a judge reply that is still being written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+import math
 
 import jiter
 
@@ -30,6 +28,7 @@ from fusion_core.events import (
 )
 from fusion_core.result import FusionResult, JudgeOutcome
 from fusion_core.usage import Usage
+from fusion_core.verdicts import BestOfVerdict, ExecVerdict, JudgeVerdict, LikelihoodVerdict, MergeVerdict, winner_of
 
 # How every front end words an answer that stopped at max_tokens (finish_reason "length").
 TRUNCATED = "truncated"
@@ -103,138 +102,59 @@ def progress_line(event: Event) -> str | None:
 
 
 # ---------------------------------------------------------------------------
-# The judge's verdict, read in one place.
-#
-# ``JudgeOutcome.verdict`` is still a mode-specific dict. The CLI reads it only through
-# :func:`read_verdict`; the notebook view and the language server still read the dict
-# themselves and should move here (or to typed verdicts, issue #10).
+# The judge's verdict, in lines. Verdicts are typed (:mod:`fusion_core.verdicts`): every
+# renderer reads their attributes; the CLI and the notebook's text mode word them here.
 
 
-@dataclass(frozen=True)
-class Stance:
-    """One model's position in a contradiction."""
-
-    model: str
-    stance: str
-
-
-@dataclass(frozen=True)
-class Contradiction:
-    topic: str
-    stances: tuple[Stance, ...]
+def read_verdict(judge: JudgeOutcome | None) -> JudgeVerdict | None:
+    """The verdict of a judge that succeeded (None when there is none)."""
+    if judge is None or judge.error is not None:
+        return None
+    return judge.verdict
 
 
-@dataclass(frozen=True)
-class Insight:
-    """Something only ``model`` said."""
+def chart_scores(verdict: BestOfVerdict | LikelihoodVerdict | ExecVerdict) -> list[tuple[str, float]]:
+    """Each model's score for a chart or a line (in ``verdict.score_unit``), in pool order.
 
-    model: str
-    insight: str
-
-
-@dataclass(frozen=True)
-class VerdictView:
-    """What a front end shows of a verdict: best-of's winner and scores, or merge's analysis."""
-
-    winner: str | None = None
-    scores: tuple[tuple[str, float], ...] = ()
-    score_unit: str = "0-10"
-    # The execution judge's tie-break: each candidate's likelihood total, when one was used.
-    tie_break: str = ""
-    tie_break_scores: tuple[tuple[str, float], ...] = ()
-    swap_agree: bool | None = None
-    swap_confidence: str = ""
-    confidence: float | None = None
-    consensus: tuple[str, ...] = ()
-    contradictions: tuple[Contradiction, ...] = ()
-    insights: tuple[Insight, ...] = ()
-    blind_spots: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return self == VerdictView()
+    The execution judge is shown by visible tests passed; a likelihood of -inf (an
+    empty candidate) has no score to show.
+    """
+    if isinstance(verdict, ExecVerdict):
+        return [(model, float(run.passed)) for model, run in verdict.execution.items()]
+    return [(model, score) for model, score in verdict.scores.items() if score is not None]
 
 
-def read_verdict(judge: JudgeOutcome | None) -> VerdictView:
-    """The verdict of a judge that succeeded, as a VerdictView (empty when there is none)."""
-    if judge is None or judge.error is not None or not judge.verdict:
-        return VerdictView()
-    data: Mapping[str, Any] = judge.verdict
-    swap = data.get("swap")
-    raw_scores = data.get("scores")
-    scores: Iterable[tuple[Any, Any]] = raw_scores.items() if isinstance(raw_scores, dict) else ()
-    confidence = data.get("confidence")
-    if not isinstance(confidence, int | float) or isinstance(confidence, bool):
-        confidence = None
-    method = data.get("method")
-    unit = {"likelihood": "mean token log-probability", "exec": "visible tests passed"}.get(str(method), "0-10")
-    execution = data.get("execution")
-    if method == "exec" and isinstance(execution, dict):
-        scores = ((model, row.get("passed")) for model, row in execution.items() if isinstance(row, dict))
-    components = data.get("components")
-    tie_scores = components.items() if method == "exec" and isinstance(components, dict) else ()
-    return VerdictView(
-        winner=str(data["winner"]) if data.get("winner") is not None else None,
-        scores=tuple((str(model), float(score)) for model, score in scores if _is_number(score)),
-        score_unit=unit,
-        tie_break=str(data.get("tie_break") or "") if method == "exec" else "",
-        tie_break_scores=tuple(
-            (str(model), float(row["total"]))
-            for model, row in tie_scores
-            if isinstance(row, dict) and _is_number(row.get("total"))
-        ),
-        swap_agree=bool(swap.get("agree")) if isinstance(swap, dict) else None,
-        swap_confidence=str(swap.get("confidence", "")) if isinstance(swap, dict) else "",
-        confidence=None if confidence is None else float(confidence),
-        consensus=tuple(str(c) for c in data.get("consensus") or ()),
-        contradictions=tuple(
-            Contradiction(
-                topic=str(item.get("topic", "")),
-                stances=tuple(
-                    Stance(str(s.get("model", "")), str(s.get("stance", "")))
-                    for s in item.get("stances") or ()
-                    if isinstance(s, dict)
-                ),
-            )
-            for item in data.get("contradictions") or ()
-            if isinstance(item, dict)
-        ),
-        insights=tuple(
-            Insight(str(i.get("model", "")), str(i.get("insight", "")))
-            for i in data.get("unique_insights") or ()
-            if isinstance(i, dict)
-        ),
-        blind_spots=tuple(str(b) for b in data.get("blind_spots") or ()),
-    )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def verdict_lines(view: VerdictView) -> list[str]:
+def verdict_lines(verdict: JudgeVerdict | None) -> list[str]:
     """The verdict in a few plain lines: winner and scores, or confidence and the analysis."""
-    lines: list[str] = []
-    if view.winner is not None:
-        ranked = sorted(view.scores, key=lambda item: item[1], reverse=True)
-        scores = ", ".join(f"{model} {score:g}" for model, score in ranked)
-        lines.append(f"winner {view.winner}" + (f"; scores ({view.score_unit}): {scores}" if scores else ""))
-        if view.tie_break:
-            ties = sorted(view.tie_break_scores, key=lambda item: item[1], reverse=True)
-            detail = ", ".join(f"{model} {score:g}" for model, score in ties)
-            lines.append(f"tie-break: {view.tie_break}" + (f" ({detail})" if detail else ""))
-        if view.swap_agree is not None:
-            agreed = "agreed" if view.swap_agree else "disagreed"
-            lines.append(f"position-bias check: the two judgings {agreed}, confidence {view.swap_confidence}")
-        return lines
-    if view.confidence is not None:
-        lines.append(f"confidence {view.confidence:.0%}")
-    lines += [f"consensus: {item}" for item in view.consensus]
-    for contradiction in view.contradictions:
+    if verdict is None:
+        return []
+    if isinstance(verdict, MergeVerdict):
+        return _analysis_lines(verdict)
+    ranked = sorted(chart_scores(verdict), key=lambda item: item[1], reverse=True)
+    scores = ", ".join(f"{model} {score:g}" for model, score in ranked)
+    lines = [f"winner {verdict.winner}" + (f"; scores ({verdict.score_unit}): {scores}" if scores else "")]
+    if isinstance(verdict, ExecVerdict):
+        totals = [(model, score.total) for model, score in verdict.components.items() if math.isfinite(score.total)]
+        ties = sorted(((m, round(t, 4)) for m, t in totals), key=lambda item: item[1], reverse=True)
+        detail = ", ".join(f"{model} {score:g}" for model, score in ties)
+        lines.append(f"tie-break: {verdict.tie_break}" + (f" ({detail})" if detail else ""))
+    if not isinstance(verdict, BestOfVerdict):
+        # What each likelihood total is made of: the model's number and every penalty.
+        lines += [f"    {model}: {score.describe()}" for model, score in verdict.components.items()]
+    if isinstance(verdict, BestOfVerdict) and verdict.swap is not None:
+        agreed = "agreed" if verdict.swap.agree else "disagreed"
+        lines.append(f"position-bias check: the two judgings {agreed}, confidence {verdict.swap.confidence}")
+    return lines
+
+
+def _analysis_lines(verdict: MergeVerdict) -> list[str]:
+    lines = [f"confidence {verdict.confidence:.0%}"]
+    lines += [f"consensus: {item}" for item in verdict.consensus]
+    for contradiction in verdict.contradictions:
         lines.append(f"contradiction: {contradiction.topic}")
         lines += [f"    {s.model}: {s.stance}" for s in contradiction.stances]
-    lines += [f"unique insight ({i.model}): {i.insight}" for i in view.insights]
-    lines += [f"blind spot: {spot}" for spot in view.blind_spots]
+    lines += [f"unique insight ({i.model}): {i.insight}" for i in verdict.unique_insights]
+    lines += [f"blind spot: {spot}" for spot in verdict.blind_spots]
     return lines
 
 
@@ -254,7 +174,7 @@ def answer_truncated(result: FusionResult) -> bool:
     if result.judge is None:  # one model and no judge: the answer is that model's
         answered = [c for c in result.candidates if c.ok]
         return len(answered) == 1 and answered[0].truncated
-    winner = read_verdict(result.judge).winner
+    winner = winner_of(read_verdict(result.judge))
     return any(c.model == winner and c.truncated for c in result.candidates)
 
 

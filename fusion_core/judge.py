@@ -185,7 +185,7 @@ def _outcome(
     return JudgeOutcome(
         model=call.name,
         rationale=verdict.rationale if verdict else "",
-        verdict=verdict.data if verdict else {},
+        verdict=verdict.details if verdict else None,
         usage=usage,
         error=error_info(error) if error else None,
         raw_replies=tuple(replies),

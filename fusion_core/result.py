@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from fusion_core.secrets import scrub, scrub_data, scrub_known
 from fusion_core.usage import Usage
+from fusion_core.verdicts import JudgeVerdict
 
 CandidateStatus = Literal["waiting", "streaming", "ok", "failed", "cancelled"]
 RunStatus = Literal["ok", "judge_failed", "all_failed"]
@@ -81,11 +82,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class JudgeOutcome:
-    """What the judge decided; ``verdict`` is mode-specific, labels mapped back to models."""
+    """What the judge decided; ``verdict`` is the judge's typed verdict, labels mapped back to models."""
 
     model: str
     rationale: str = ""
-    verdict: dict[str, Any] = field(default_factory=dict)
+    verdict: JudgeVerdict | None = None
     usage: Usage = field(default_factory=Usage)
     error: ErrorInfo | None = None
     raw_replies: tuple[str, ...] = ()
@@ -104,7 +105,7 @@ class JudgeOutcome:
         data: dict[str, Any] = {
             "model": self.model,
             "rationale": self.rationale,
-            "verdict": scrub_data(self.verdict),
+            "verdict": scrub_data(self.verdict.to_dict()) if self.verdict is not None else {},
             "usage": self.usage.to_dict(),
             "finish_reason": self.finish_reason,
             "truncated": self.truncated,

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from fusion_core.display import error_text, format_cost, format_seconds, format_tokens, progress_line
 from fusion_core.events import CandidateDelta, CandidateFinished, Event
 from fusion_core.result import Candidate, FusionResult
+from fusion_core.verdicts import MergeVerdict
 from fusion_jupyter.html import STATIC_CLASS
 from fusion_jupyter.safe_html import answer_html, markdown_block, markdown_text
 from fusion_jupyter.state import STREAMING, RunState
@@ -131,26 +132,22 @@ def markdown(result: FusionResult) -> str:
 
 
 def _verdict_markdown(result: FusionResult) -> list[str]:
-    if result.judge is None or not result.judge.verdict:
+    details = result.judge.verdict if result.judge is not None else None
+    if result.judge is None or details is None:
         return []
-    data = result.judge.verdict
     md = markdown_text
     lines = [f"**Verdict** ({md(result.mode)}, judge {md(result.judge.model)})", ""]
-    if "winner" in data:
-        scores = ", ".join(f"{model} {score:g}" for model, score in (data.get("scores") or {}).items())
-        lines.append(f"- winner: **{md(str(data['winner']))}**" + (f" (scores: {md(scores)})" if scores else ""))
+    if isinstance(details, MergeVerdict):
+        lines.append(f"- confidence: {details.confidence:.0%}")
+        lines += [f"- consensus: {md(c)}" for c in details.consensus]
+        for item in details.contradictions:
+            stances = "; ".join(f"{s.model}: {s.stance}" for s in item.stances)
+            lines.append(f"- contradiction, {md(item.topic)}: {md(stances)}")
+        lines += [f"- unique insight ({md(i.model)}): {md(i.insight)}" for i in details.unique_insights]
+        lines += [f"- blind spot: {md(b)}" for b in details.blind_spots]
     else:
-        if isinstance(data.get("confidence"), int | float):
-            lines.append(f"- confidence: {data['confidence']:.0%}")
-        lines += [f"- consensus: {md(str(c))}" for c in data.get("consensus") or []]
-        for item in data.get("contradictions") or []:
-            stances = "; ".join(f"{s.get('model')}: {s.get('stance')}" for s in item.get("stances") or [])
-            lines.append(f"- contradiction, {md(str(item.get('topic')))}: {md(stances)}")
-        lines += [
-            f"- unique insight ({md(str(i.get('model')))}): {md(str(i.get('insight')))}"
-            for i in data.get("unique_insights") or []
-        ]
-        lines += [f"- blind spot: {md(str(b))}" for b in data.get("blind_spots") or []]
+        scores = ", ".join(f"{model} {score:g}" for model, score in details.scores.items() if score is not None)
+        lines.append(f"- winner: **{md(details.winner)}**" + (f" (scores: {md(scores)})" if scores else ""))
     if result.judge.rationale:
         lines.append(f"- judge's rationale: {md(result.judge.rationale)}")
     return lines + [""]

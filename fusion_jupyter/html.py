@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Any
 
-from fusion_core.display import error_text, format_cost, format_seconds, format_tokens
+from fusion_core.display import error_text, format_cost, format_seconds, format_tokens, read_verdict
 from fusion_core.result import ErrorInfo, FusionResult
 from fusion_core.usage import Usage
+from fusion_core.verdicts import BestOfVerdict, ExecVerdict, LikelihoodVerdict, MergeVerdict
 from fusion_jupyter.state import (
     CANCELLED,
     DONE,
@@ -232,70 +232,72 @@ def _error(error: ErrorInfo) -> str:
 
 def verdict(result: FusionResult) -> str:
     """best-of: winner and scores; merge and debate: the agreement analysis."""
-    if result.judge is None or result.judge.error is not None or not result.judge.verdict:
+    details = read_verdict(result.judge)
+    if result.judge is None or details is None:
         return ""
-    data = result.judge.verdict
     parts = [f'<div class="fusion-section-title">Verdict ({escape(result.mode)})</div>']
-    if "winner" in data:
-        parts.append(_scores(data))
+    if isinstance(details, MergeVerdict):
+        parts.append(_analysis(details))
     else:
-        parts.append(_analysis(data))
+        parts.append(_scores(details))
     if result.judge.rationale:
         parts.append(f'<div class="fusion-rationale"><b>Judge\'s rationale:</b> {escape(result.judge.rationale)}</div>')
     return f'<div class="fusion-verdict">{"".join(parts)}</div>'
 
 
-def _scores(data: dict[str, Any]) -> str:
-    winner = str(data["winner"])
-    scores: dict[str, float] = data.get("scores") or {}
-    likelihood = data.get("method") == "likelihood"
+def _scores(details: BestOfVerdict | LikelihoodVerdict | ExecVerdict) -> str:
+    winner = details.winner
+    # Bars on the 0-10 scale (the execution judge's too); likelihoods are scaled to their range.
+    likelihood = isinstance(details, LikelihoodVerdict)
+    scores = [(model, score) for model, score in details.scores.items() if score is not None]
     rows = [f"<div>winner: <b>{escape(winner)}</b></div>", '<div class="fusion-scores">']
     rows.append(
         '<div class="fusion-chart-title">' + ("mean token log-probability" if likelihood else "score (0–10)") + "</div>"
     )
-    low, high = (min(scores.values(), default=0.0), max(scores.values(), default=0.0)) if likelihood else (0.0, 10.0)
-    for model, score in scores.items():
+    values = [score for _, score in scores]
+    low, high = (min(values, default=0.0), max(values, default=0.0)) if likelihood else (0.0, 10.0)
+    for model, score in scores:
         share = (score - low) / (high - low) if high > low else 1.0
         rows.append(_bar_row(model, share, f"{score:g}", "winner" if model == winner else ""))
     rows.append("</div>")
-    swap = data.get("swap")
-    if isinstance(swap, dict):
-        agreed = "the two judgings agreed" if swap.get("agree") else "the two judgings disagreed"
+    if not isinstance(details, BestOfVerdict) and details.components:
+        # What each likelihood total is made of: the model's number and every penalty.
+        rows.append(
+            _list(
+                "Likelihood components", [f"{escape(m)}: {escape(c.describe())}" for m, c in details.components.items()]
+            )
+        )
+    if isinstance(details, BestOfVerdict) and details.swap is not None:
+        agreed = "the two judgings agreed" if details.swap.agree else "the two judgings disagreed"
         rows.append(
             f'<div class="fusion-meta">position-bias check: {agreed} '
-            f"(confidence {escape(str(swap.get('confidence')))})</div>"
+            f"(confidence {escape(details.swap.confidence)})</div>"
         )
     return "".join(rows)
 
 
-def _analysis(data: dict[str, Any]) -> str:
-    parts = []
-    confidence = data.get("confidence")
-    if isinstance(confidence, int | float):
-        parts.append(
-            '<div class="fusion-scores">'
-            + _bar_row("confidence", float(confidence), f"{confidence:.0%}", "")
-            + "</div>"
-        )
-    parts.append(_list("Consensus", [escape(str(c)) for c in data.get("consensus") or []]))
+def _analysis(details: MergeVerdict) -> str:
+    parts = [
+        '<div class="fusion-scores">'
+        + _bar_row("confidence", details.confidence, f"{details.confidence:.0%}", "")
+        + "</div>"
+    ]
+    parts.append(_list("Consensus", [escape(c) for c in details.consensus]))
     contradictions = []
-    for item in data.get("contradictions") or []:
-        stances = "".join(
-            f"<li><b>{escape(str(s.get('model')))}</b>: {escape(str(s.get('stance')))}</li>"
-            for s in item.get("stances") or []
-        )
-        contradictions.append(f"{escape(str(item.get('topic')))}<ul>{stances}</ul>")
+    for item in details.contradictions:
+        stances = "".join(f"<li><b>{escape(s.model)}</b>: {escape(s.stance)}</li>" for s in item.stances)
+        contradictions.append(f"{escape(item.topic)}<ul>{stances}</ul>")
     parts.append(_list("Contradictions", contradictions))
     parts.append(
         _list(
             "Unique insights",
             [
-                f'{escape(str(i.get("insight")))} <span class="fusion-who">— {escape(str(i.get("model")))}</span>'
-                for i in data.get("unique_insights") or []
+                f'{escape(i.insight)} <span class="fusion-who">— {escape(i.model)}</span>'
+                for i in details.unique_insights
             ],
         )
     )
-    parts.append(_list("Blind spots", [escape(str(b)) for b in data.get("blind_spots") or []]))
+    parts.append(_list("Blind spots", [escape(b) for b in details.blind_spots]))
     return "".join(parts)
 
 

@@ -13,18 +13,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from fusion_core.errors import FusionError
 from fusion_core.events import JudgeStarted
 from fusion_core.judge import JudgeCall, judge_with_llm
 from fusion_core.judges.execution import CandidateRun, ExecReport, execute_candidates, rank
-from fusion_core.judges.likelihood import Emit, LikelihoodScore, Scorer, judge_by_likelihood, score_candidates
+from fusion_core.judges.likelihood import (
+    DEFAULT_REPETITION_MEASURE,
+    Emit,
+    LikelihoodScore,
+    RepetitionMeasure,
+    Scorer,
+    judge_by_likelihood,
+    score_candidates,
+)
 from fusion_core.judges.visible_tests import is_code_prompt
 from fusion_core.modes.base import Verdict
 from fusion_core.pool import error_info
 from fusion_core.result import Candidate, JudgeOutcome
 from fusion_core.usage import Usage
+from fusion_core.verdicts import ExecVerdict, winner_of
 
 __all__ = ["TieBreak", "judge_by_execution"]
 
@@ -40,12 +48,14 @@ class TieBreak:
         scorer_name: str = "",
         reviewer: bool = False,
         llm: JudgeCall | None = None,
+        measure: RepetitionMeasure = DEFAULT_REPETITION_MEASURE,
     ) -> None:
         self.preferred = tuple(preferred)
         self.scorer = scorer
         self.scorer_name = scorer_name
         self.reviewer = reviewer
         self.llm = llm
+        self.measure = measure
 
     def describe(self) -> str:
         if self.llm is not None:
@@ -63,6 +73,7 @@ async def judge_by_execution(
     emit: Emit,
     tie_break: TieBreak,
     clock: Callable[[], float] = time.perf_counter,
+    extra_inputs: Sequence[str] = (),
 ) -> tuple[Verdict | None, JudgeOutcome]:
     """best-of by execution: visible tests passed, then agreement-group size, then the tie-break.
 
@@ -72,13 +83,19 @@ async def judge_by_execution(
     if not is_code_prompt(prompt):
         if tie_break.scorer is not None:
             return await judge_by_likelihood(
-                name, tie_break.scorer, prompt, candidates, emit=emit, reviewer=tie_break.reviewer
+                name,
+                tie_break.scorer,
+                prompt,
+                candidates,
+                emit=emit,
+                reviewer=tie_break.reviewer,
+                measure=tie_break.measure,
             )
         if tie_break.llm is not None:
             return await judge_with_llm(tie_break.llm, candidates, swap=False, emit=emit)
     emit(JudgeStarted(model=name))
     started = clock()
-    report = await execute_candidates(prompt, candidates, clock=clock)
+    report = await execute_candidates(prompt, candidates, clock=clock, extra_inputs=extra_inputs)
     exec_s = clock() - started
     order = rank(report.runs, [-float(_position(c.model, tie_break.preferred, i)) for i, c in enumerate(candidates)])
     best = order[0]
@@ -88,7 +105,9 @@ async def judge_by_execution(
     if tie_break.scorer is not None and len({candidates[i].text for i in leaders}) > 1:
         tied = [candidates[i] for i in leaders]
         try:
-            scored = await score_candidates(tie_break.scorer, prompt, tied, reviewer=tie_break.reviewer)
+            scored = await score_candidates(
+                tie_break.scorer, prompt, tied, reviewer=tie_break.reviewer, measure=tie_break.measure
+            )
         except FusionError as exc:
             return None, JudgeOutcome(model=name, error=error_info(exc))
         likelihoods = dict(zip(leaders, scored, strict=True))
@@ -100,22 +119,21 @@ async def judge_by_execution(
         best = order[0] if chosen is None else chosen
     winner = candidates[best]
     judge_s = clock() - started
-    data: dict[str, Any] = {
-        "method": "exec",
-        "winner": winner.model,
-        "winner_label": winner.label,
-        "scores": {c.model: _score(r, len(candidates)) for c, r in zip(candidates, report.runs, strict=True)},
-        "execution": {c.model: r.to_dict() for c, r in zip(candidates, report.runs, strict=True)},
-        "exec": report.to_dict(),
-        "tie_break": tie_break.describe(),
-        "distinct_candidates": len({c.text for c in candidates}),
-        "latency_s": {"execution": round(exec_s, 3), "judge": round(judge_s, 3)},
-    }
-    if likelihoods:
-        data["components"] = {candidates[i].model: score.to_dict() for i, score in likelihoods.items()}
+    details = ExecVerdict(
+        winner=winner.model,
+        winner_label=winner.label,
+        scores={c.model: _score(r, len(candidates)) for c, r in zip(candidates, report.runs, strict=True)},
+        execution={c.model: r.row() for c, r in zip(candidates, report.runs, strict=True)},
+        summary=report.summary(),
+        tie_break=tie_break.describe(),
+        distinct_candidates=len({c.text for c in candidates}),
+        execution_s=exec_s,
+        judge_s=judge_s,
+        components={candidates[i].model: score for i, score in likelihoods.items()},
+    )
     rationale = _explain(report, candidates, best, leaders, tie_break, likelihoods, llm_note, judge_s)
-    verdict = Verdict(answer=winner.text, rationale=rationale, data=data)
-    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=data, usage=usage)
+    verdict = Verdict(answer=winner.text, rationale=rationale, details=details)
+    return verdict, JudgeOutcome(model=name, rationale=rationale, verdict=details, usage=usage)
 
 
 def _position(model: str, preferred: Sequence[str], index: int) -> int:
@@ -144,7 +162,7 @@ async def _ask_llm(
     if verdict is None:
         reason = outcome.error.message if outcome.error else "no verdict"
         return None, outcome.usage, f" The LLM tie-break failed ({reason}); the first leader was kept."
-    chosen = next((i for i, c in zip(indices, leaders, strict=True) if c.model == verdict.data.get("winner")), None)
+    chosen = next((i for i, c in zip(indices, leaders, strict=True) if c.model == winner_of(verdict.details)), None)
     return chosen, outcome.usage, f" {call.name} chose among the leaders: {verdict.rationale[:300]}"
 
 

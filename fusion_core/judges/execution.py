@@ -39,6 +39,7 @@ from fusion_core.judges.visible_tests import (
 )
 from fusion_core.result import Candidate
 from fusion_core.sandbox import CallResult, Limits, acall_function, arun_checks
+from fusion_core.verdicts import ExecRun, ExecSummary
 
 __all__ = [
     "CandidateRun",
@@ -74,16 +75,9 @@ class CandidateRun:
         """It did not parse, its import crashed, or it timed out: it ranks last."""
         return bool(self.error)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "passed": self.passed,
-            "run": self.run,
-            "group": self.group,
-            "group_size": self.group_size,
-            "error": self.error or None,
-            "seconds": round(self.seconds, 3),
-        }
+    def row(self) -> ExecRun:
+        """The verdict's record of this run."""
+        return ExecRun(self.label, self.passed, self.run, self.group, self.group_size, self.error, self.seconds)
 
     def describe(self) -> str:
         """``2/3 visible tests, group 1 (3 agree)`` or ``SyntaxError: ...``."""
@@ -106,14 +100,9 @@ class ExecReport:
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "visible_tests": [t.to_dict() for t in self.tests],
-            "inputs": list(self.inputs),
-            "seconds": round(self.seconds, 3),
-            "notes": list(self.notes),
-        }
+    def summary(self) -> ExecSummary:
+        """The verdict's record of what was run."""
+        return ExecSummary(self.function, self.tests, self.inputs, self.seconds, self.notes)
 
     def facts(self) -> dict[str, str]:
         """Each candidate's execution results in words, by label (for an LLM judge's framing)."""
@@ -133,8 +122,13 @@ async def execute_candidates(
     *,
     clock: Callable[[], float] = time.perf_counter,
     timeout_s: float = CANDIDATE_TIMEOUT_S,
+    extra_inputs: Sequence[str] = (),
 ) -> ExecReport:
-    """Run every candidate on the prompt's visible tests and their variations, in the sandbox."""
+    """Run every candidate on the prompt's visible tests and their variations, in the sandbox.
+
+    ``extra_inputs`` (argument lists, e.g. proposed by a model: :mod:`fusion_core.judges.codet`)
+    join the consensus inputs after the visible tests' own.
+    """
     started = clock()
     function = entry_point(prompt)
     notes: list[str] = []
@@ -145,7 +139,7 @@ async def execute_candidates(
     tests = extract_visible_tests(prompt, function)
     called = [t.args for t in tests if t.args is not None]
     extra = variations(list(tests)) if called else signature_inputs(prompt, function)
-    inputs = list(dict.fromkeys(called + extra))
+    inputs = list(dict.fromkeys(called + list(extra_inputs) + extra))
     if len(inputs) > MAX_INPUTS:
         notes.append(f"behavioural consensus stopped at {MAX_INPUTS} of {len(inputs)} inputs")
         inputs = inputs[:MAX_INPUTS]

@@ -9,10 +9,11 @@ the answers have settled. Single-round modes inherit :class:`SingleRound`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fusion_core.backends.base import Message
+from fusion_core.verdicts import JudgeVerdict
 
 
 class VerdictFormatError(ValueError):
@@ -25,7 +26,7 @@ class Verdict:
 
     answer: str
     rationale: str
-    data: dict[str, Any] = field(default_factory=dict)
+    details: JudgeVerdict
 
 
 class Mode(Protocol):

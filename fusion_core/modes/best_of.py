@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fusion_core.modes.base import SingleRound, Verdict, VerdictFormatError, label_of, require
+from fusion_core.verdicts import BestOfVerdict, SwapCheck
 
 # Scores closer than this (on the 0-10 scale) count as a tie when two judgings disagree.
 TIE_MARGIN = 0.5
@@ -51,44 +52,37 @@ class BestOf(SingleRound):
         return Verdict(
             answer=texts[winner],
             rationale=rationale,
-            data={
-                "winner": models[winner],
-                "winner_label": winner,
-                "scores": {models[label]: score for label, score in scores.items()},
-            },
+            details=BestOfVerdict(
+                winner=models[winner],
+                winner_label=winner,
+                scores={models[label]: score for label, score in scores.items()},
+            ),
         )
 
 
 def combine_swapped(first: Verdict, second: Verdict, texts_by_model: Mapping[str, str]) -> Verdict:
     """Merge two judgings made with the candidate order reversed (position-bias check)."""
-    scores_a: dict[str, float] = first.data["scores"]
-    scores_b: dict[str, float] = second.data["scores"]
-    mean = {model: (scores_a[model] + scores_b.get(model, scores_a[model])) / 2 for model in scores_a}
-    agree = first.data["winner"] == second.data["winner"]
+    a, b = first.details, second.details
+    if not isinstance(a, BestOfVerdict) or not isinstance(b, BestOfVerdict):
+        raise TypeError("combine_swapped takes two best-of verdicts")
+    mean = {model: (a.scores[model] + b.scores.get(model, a.scores[model])) / 2 for model in a.scores}
+    agree = a.winner == b.winner
     ranked = sorted(mean.items(), key=lambda kv: kv[1], reverse=True)
-    winner = first.data["winner"] if agree else ranked[0][0]
+    winner = a.winner if agree else ranked[0][0]
     tie = not agree and len(ranked) > 1 and ranked[0][1] - ranked[1][1] < TIE_MARGIN
     if agree:
         confidence = "high"
     else:
         confidence = "tie" if tie else "low"
-    data = {
-        "winner": winner,
-        "scores": mean,
-        "swap": {
-            "agree": agree,
-            "confidence": confidence,
-            "winners": [first.data["winner"], second.data["winner"]],
-            "scores": [scores_a, scores_b],
-        },
-    }
+    swap = SwapCheck(agree=agree, confidence=confidence, winners=(a.winner, b.winner), scores=(a.scores, b.scores))
     rationale = (
         first.rationale
         if agree
         else (
-            f"The two judgings disagreed ({first.data['winner']} vs {second.data['winner']}): "
+            f"The two judgings disagreed ({a.winner} vs {b.winner}): "
             f"position bias or a close call. Picked {winner} by mean score. "
             f"First: {first.rationale} Second: {second.rationale}"
         )
     )
-    return Verdict(answer=texts_by_model[winner], rationale=rationale, data=data)
+    details = BestOfVerdict(winner=winner, scores=mean, swap=swap)
+    return Verdict(answer=texts_by_model[winner], rationale=rationale, details=details)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fusion_core.modes.base import SingleRound, Verdict, VerdictFormatError, label_of, require
+from fusion_core.verdicts import Contradiction, Insight, MergeVerdict, Stance
 
 
 class Merge(SingleRound):
@@ -91,25 +92,25 @@ class Merge(SingleRound):
                 if not isinstance(stance, dict):
                     raise VerdictFormatError("each stance must be an object")
                 who = label_of(stance.get("model"), models, "a stance's model")
-                stances.append({"model": models[who], "stance": str(stance.get("stance", ""))})
-            contradictions.append({"topic": str(item.get("topic", "")), "stances": stances})
-        insights = [
-            {
-                "insight": str(item.get("insight", "")),
-                "model": models[label_of(item.get("model"), models, "an insight's model")],
-            }
+                stances.append(Stance(model=models[who], stance=str(stance.get("stance", ""))))
+            contradictions.append(Contradiction(topic=str(item.get("topic", "")), stances=tuple(stances)))
+        insights = tuple(
+            Insight(
+                insight=str(item.get("insight", "")),
+                model=models[label_of(item.get("model"), models, "an insight's model")],
+            )
             for item in _objects(data, "unique_insights")
-        ]
+        )
         return Verdict(
             answer=answer,
             rationale=str(data.get("rationale") or ""),
-            data={
-                "consensus": _strings(data, "consensus"),
-                "contradictions": contradictions,
-                "unique_insights": insights,
-                "blind_spots": _strings(data, "blind_spots"),
-                "confidence": confidence,
-            },
+            details=MergeVerdict(
+                consensus=tuple(_strings(data, "consensus")),
+                contradictions=tuple(contradictions),
+                unique_insights=insights,
+                blind_spots=tuple(_strings(data, "blind_spots")),
+                confidence=confidence,
+            ),
         )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fusion_core import __version__
 from fusion_core.testing.server import TestServer
-from tests.core.fusion_cli import fusion
+from tests.core.cli_run import fusion
 
 
 def models_called(server: TestServer) -> list[str]:

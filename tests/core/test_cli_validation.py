@@ -17,7 +17,7 @@ import pytest
 
 from fusion_core.testing.server import TestServer
 from tests.conftest import TEST_KEY
-from tests.core.fusion_cli import CliRun, fusion
+from tests.core.cli_run import CliRun, fusion
 
 POOL = ("-m", "mock/alpha", "-m", "mock/beta", "--judge", "mock/judge")
 

@@ -12,6 +12,7 @@ from fusion_core import Fusion, RunSettings
 from fusion_core.backends.scripted import ScriptedBackend
 from fusion_core.errors import ConfigError, NoCredits
 from fusion_core.events import CandidateCancelled, CandidateDelta, Notice, RunFinished, RunStarted
+from fusion_core.verdicts import BestOfVerdict
 
 BLOCK = re.compile(r"<<<BEGIN-([0-9a-f]+) candidate ([A-Z]+)>>>\n(.*?)\n<<<END-\1 candidate \2>>>", re.DOTALL)
 
@@ -57,8 +58,9 @@ async def test_best_of_returns_the_chosen_text_verbatim_and_maps_labels_back() -
     fusion = fusion_with({"a": ["plain answer"], "b": ["the [BEST] answer"], "c": ["meh"]})
     result = await fusion.arun("q", RunSettings(pool=("s:a", "s:b", "s:c"), judge="j:judge", mode="best-of"))
     assert result.status == "ok" and result.answer == "the [BEST] answer"
-    assert result.judge is not None and result.judge.verdict["winner"] == "s:b"
-    assert set(result.judge.verdict["scores"]) == {"s:a", "s:b", "s:c"}
+    assert result.judge is not None and isinstance(result.judge.verdict, BestOfVerdict)
+    assert result.judge.verdict.winner == "s:b"
+    assert set(result.judge.verdict.scores) == {"s:a", "s:b", "s:c"}
 
 
 async def test_labels_are_shuffled_per_run_and_names_hidden() -> None:
@@ -131,7 +133,8 @@ async def test_swap_judges_twice_in_reversed_order() -> None:
     result = await fusion.arun("q", settings)
     orders = [[label for _, label, _ in BLOCK.findall(r.messages[1].content)] for r in judge.requests]
     assert len(orders) == 2 and orders[1] == list(reversed(orders[0]))
-    assert result.judge is not None and result.judge.verdict["swap"]["agree"] is True
+    assert result.judge is not None and isinstance(result.judge.verdict, BestOfVerdict)
+    assert result.judge.verdict.swap is not None and result.judge.verdict.swap.agree is True
 
 
 async def test_self_preference_warning() -> None:

@@ -20,11 +20,19 @@ from fusion_core import Fusion, RunSettings
 from fusion_core.backends.scripted import ScriptedBackend
 from fusion_core.events import Event
 from fusion_core.judges.execution import execute_candidates
-from fusion_core.judges.likelihood import judge_by_likelihood, likelihood_components, repetition
-from fusion_core.result import Candidate
+from fusion_core.judges.likelihood import (
+    RepetitionMeasure,
+    compression_repetition,
+    first_occurrences,
+    judge_by_likelihood,
+    likelihood_components,
+    repetition,
+)
+from fusion_core.result import Candidate, FusionResult
 from fusion_core.sandbox import isolation
 from fusion_core.specs import parse_judge_spec
 from fusion_core.testing.server import TestServer
+from fusion_core.verdicts import ExecRun, ExecVerdict, LikelihoodVerdict
 
 PROMPT = '''def add(a: int, b: int) -> int:
     """Return the sum of a and b.
@@ -82,10 +90,48 @@ async def test_a_likely_but_repetitive_candidate_loses_to_a_clean_one() -> None:
     cands = [candidate("A", REPETITIVE), candidate("B", CORRECT)]
     verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events)
     assert verdict is not None and verdict.answer == CORRECT
-    parts = outcome.verdict["components"]
-    assert parts["m/A"]["likelihood"] == -0.3 and parts["m/A"]["repetition_penalty"] < -1.0
-    assert parts["m/B"]["repetition_penalty"] == 0.0 and parts["m/B"]["total"] == -0.9
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    parts = outcome.verdict.components
+    assert parts["m/A"].likelihood == -0.3 and parts["m/A"].repetition_penalty < -1.0
+    assert parts["m/B"].repetition_penalty == 0.0 and parts["m/B"].total == -0.9
     assert "Penalised: A" in outcome.rationale and "repetition" in outcome.rationale
+
+
+def test_compression_flags_a_loop_but_not_fresh_code() -> None:
+    assert compression_repetition(CORRECT) == 0.0
+    assert compression_repetition(SAME_BEHAVIOUR) == 0.0
+    assert compression_repetition(REPETITIVE) > 0.6
+    assert compression_repetition("") == 0.0
+
+
+def test_first_occurrences_keeps_each_line_once_and_every_blank_line() -> None:
+    assert first_occurrences(REPETITIVE) == "    return a + b\n    # return the sum of a and b\n"
+    assert first_occurrences("a\n\nb\n\na\n") == "a\n\nb\n\n"
+    assert first_occurrences(CORRECT) == CORRECT
+
+
+@pytest.mark.parametrize("measure", ["ngram", "zlib"])
+async def test_each_penalising_measure_turns_the_likely_loop_down(measure: RepetitionMeasure) -> None:
+    scorer = TableScorer({REPETITIVE: -0.3, CORRECT: -0.9})
+    cands = [candidate("A", REPETITIVE), candidate("B", CORRECT)]
+    verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events, measure=measure)
+    assert verdict is not None and verdict.answer == CORRECT
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    assert outcome.verdict.components["m/A"].repetition_penalty < -1.0
+
+
+async def test_first_lines_scores_each_line_once_without_a_penalty() -> None:
+    # The loop scored whole would win (-0.3); scored on its first occurrences it is a plain
+    # two-line text (-1.2 here) and loses on likelihood alone.
+    once = first_occurrences(REPETITIVE)
+    scorer = TableScorer({REPETITIVE: -0.3, once: -1.2, CORRECT: -0.9})
+    cands = [candidate("A", REPETITIVE), candidate("B", CORRECT)]
+    verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events, measure="first-lines")
+    assert verdict is not None and verdict.answer == CORRECT
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    loop = outcome.verdict.components["m/A"]
+    assert loop.likelihood == -1.2 and loop.repetition_penalty == 0.0
+    assert loop.repetition == pytest.approx(11 / 13)  # 11 of its 13 lines repeat an earlier one
 
 
 async def test_a_truncated_candidate_loses_to_a_complete_one_only_when_one_exists() -> None:
@@ -93,7 +139,8 @@ async def test_a_truncated_candidate_loses_to_a_complete_one_only_when_one_exist
     cut, done = candidate("A", "    return a + (b", "length"), candidate("B", WRONG)
     verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, [cut, done], emit=no_events)
     assert verdict is not None and verdict.answer == WRONG
-    assert outcome.verdict["components"]["m/A"]["truncation_penalty"] == -1.0
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    assert outcome.verdict.components["m/A"].truncation_penalty == -1.0
     # When every candidate was cut off, none is penalised for it.
     both = likelihood_components([cut, candidate("C", WRONG, "length")], [-0.4, -0.8])
     assert [s.truncation_penalty for s in both] == [0.0, 0.0]
@@ -104,7 +151,8 @@ async def test_the_reviewer_score_is_a_visible_component() -> None:
     cands = [candidate("A", CORRECT), candidate("B", WRONG)]
     verdict, outcome = await judge_by_likelihood("judge", scorer, PROMPT, cands, emit=no_events, reviewer=True)
     assert verdict is not None
-    assert outcome.verdict["components"]["m/A"]["reviewer"] == -1.0
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    assert outcome.verdict.components["m/A"].reviewer == -1.0
     # The reviewer direction scores the prompt after each candidate.
     assert scorer.calls[1:] == [CORRECT, WRONG]
 
@@ -118,7 +166,7 @@ async def test_exec_with_a_likelihood_tie_break_judges_a_non_code_prompt_by_like
         "exec+likelihood", "The capital of France is", cands, emit=no_events, tie_break=TieBreak(scorer=scorer)
     )
     assert verdict is not None and verdict.answer == "Paris."
-    assert outcome.verdict["method"] == "likelihood" and "components" in outcome.verdict
+    assert isinstance(outcome.verdict, LikelihoodVerdict) and outcome.verdict.components
 
 
 def test_judge_specs_parse() -> None:
@@ -139,6 +187,12 @@ def fusion_with(replies: dict[str, str]) -> Fusion:
     return fusion
 
 
+def exec_runs(result: FusionResult) -> dict[str, ExecRun]:
+    """The execution judge's record of each candidate's run, by model."""
+    assert result.judge is not None and isinstance(result.judge.verdict, ExecVerdict)
+    return dict(result.judge.verdict.execution)
+
+
 def run_exec(replies: dict[str, str], judge: str = "exec", prompt: str = PROMPT) -> Any:
     fusion = fusion_with(replies)
     try:
@@ -150,26 +204,25 @@ def run_exec(replies: dict[str, str], judge: str = "exec", prompt: str = PROMPT)
 def test_the_correct_candidate_beats_a_wrong_one_listed_first() -> None:
     result = run_exec({"wrong": WRONG, "right": CORRECT})
     assert result.ok and result.answer.strip() == CORRECT.strip()
-    runs = result.judge.verdict["execution"]
-    assert (runs["s:right"]["passed"], runs["s:right"]["run"]) == (2, 2)
-    assert runs["s:wrong"]["passed"] == 0
-    assert result.judge.verdict["method"] == "exec"
+    runs = exec_runs(result)
+    assert (runs["s:right"].passed, runs["s:right"].run) == (2, 2)
+    assert runs["s:wrong"].passed == 0
     assert "won on execution: 2/2 visible tests" in result.judge.rationale
 
 
 def test_loops_crashes_and_syntax_errors_rank_last() -> None:
     result = run_exec({"loops": LOOPS, "syntax": SYNTAX, "wrong": WRONG})
-    runs = result.judge.verdict["execution"]
-    assert runs["s:loops"]["error"].startswith("timeout")
-    assert runs["s:syntax"]["error"].startswith("SyntaxError")
+    runs = exec_runs(result)
+    assert runs["s:loops"].error.startswith("timeout")
+    assert runs["s:syntax"].error.startswith("SyntaxError")
     # The wrong-but-running candidate beats both broken ones.
     assert result.answer.strip() == WRONG.strip()
 
 
 def test_printed_fake_results_cannot_change_the_verdict() -> None:
     result = run_exec({"liar": LIAR, "right": CORRECT})
-    runs = result.judge.verdict["execution"]
-    assert runs["s:liar"]["passed"] == 0 and runs["s:right"]["passed"] == 2
+    runs = exec_runs(result)
+    assert runs["s:liar"].passed == 0 and runs["s:right"].passed == 2
     assert result.answer.strip() == CORRECT.strip()
 
 
@@ -180,8 +233,8 @@ def test_a_candidate_reading_files_outside_its_temp_dir_gets_nothing(tmp_path: P
     secret.chmod(0o600)
     cheat = f"    return int(open({str(secret)!r}).read()) if (a, b) == (2, 3) else a + b\n"
     result = run_exec({"cheat": cheat, "right": CORRECT})
-    runs = result.judge.verdict["execution"]
-    assert runs["s:cheat"]["passed"] < 2 and runs["s:right"]["passed"] == 2
+    runs = exec_runs(result)
+    assert runs["s:cheat"].passed < 2 and runs["s:right"].passed == 2
     assert result.answer.strip() == CORRECT.strip()
 
 
@@ -190,9 +243,9 @@ def test_candidates_that_agree_in_behaviour_form_one_group() -> None:
     # behaviour outvote a third listed first.
     prompt = 'def add(a: int, b: int) -> int:\n    """Add a and b."""\n'
     result = run_exec({"odd": WRONG, "one": CORRECT, "two": SAME_BEHAVIOUR}, prompt=prompt)
-    runs = result.judge.verdict["execution"]
-    assert runs["s:one"]["group"] == runs["s:two"]["group"] == 1 and runs["s:one"]["group_size"] == 2
-    assert runs["s:odd"]["group_size"] == 1
+    runs = exec_runs(result)
+    assert runs["s:one"].group == runs["s:two"].group == 1 and runs["s:one"].group_size == 2
+    assert runs["s:odd"].group_size == 1
     assert result.answer in (CORRECT, SAME_BEHAVIOUR)
 
 
@@ -222,7 +275,8 @@ async def test_degenerate_and_truncated_candidates_lose_on_execution() -> None:
         "exec+likelihood", PROMPT, cands, emit=no_events, tie_break=TieBreak(scorer=scorer, scorer_name="t")
     )
     assert verdict is not None and verdict.answer == CORRECT
-    assert outcome.verdict["components"]["m/A"]["truncation_penalty"] == -1.0
+    assert isinstance(outcome.verdict, ExecVerdict)
+    assert outcome.verdict.components["m/A"].truncation_penalty == -1.0
 
 
 def test_exec_in_another_mode_runs_as_best_of() -> None:
@@ -318,3 +372,30 @@ def test_no_sandbox_process_is_left_behind() -> None:
     run_exec({"loops": "    import os\n    os.fork()\n    while True:\n        pass\n", "right": CORRECT})
     leftover = subprocess.run(["pgrep", "-f", "fusion-sandbox"], capture_output=True, text=True)
     assert leftover.stdout.strip() == "" or os.environ.get("CI_SHARED_MACHINE")
+
+
+# -- CodeT-style inputs proposed by a model ------------------------------------------------------
+
+
+async def test_proposed_inputs_are_parsed_literals_only() -> None:
+    from fusion_core.judges.codet import proposal_prompt, propose_inputs
+
+    lines = ["7, 8) == 15", "assert add(x, 1) == 2", "assert add(-4, 4) == 0", "assert add(7, 8) == 15", "print(1)"]
+    reply = "\n    ".join(lines)
+    backend = ScriptedBackend({"m": [reply]})
+    assert await propose_inputs(backend, "m", PROMPT, "add") == ["7, 8", "-4, 4"]
+    (request,) = backend.requests
+    assert request.messages[0].content == proposal_prompt(PROMPT, "add")
+    assert request.messages[0].content.endswith("def test_add():\n    assert add(")
+
+
+async def test_extra_inputs_join_the_behavioural_consensus() -> None:
+    # Both pass the visible tests and agree on their variations; a proposed input with a
+    # large first argument tells them apart.
+    capped = "    return min(a, 1000) + b\n"
+    cands = [candidate("A", CORRECT), candidate("B", capped)]
+    plain = await execute_candidates(PROMPT, cands)
+    assert plain.runs[0].group == plain.runs[1].group
+    wider = await execute_candidates(PROMPT, cands, extra_inputs=["5000, 1"])
+    assert "5000, 1" in wider.inputs
+    assert wider.runs[0].group != wider.runs[1].group

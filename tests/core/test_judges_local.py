@@ -12,6 +12,7 @@ from fusion_core.config import LocalConfig
 from fusion_core.events import Event
 from fusion_core.judges.likelihood import judge_by_likelihood
 from fusion_core.result import Candidate
+from fusion_core.verdicts import LikelihoodVerdict
 
 pytestmark = pytest.mark.local
 
@@ -47,10 +48,9 @@ async def test_raw_likelihood_prefers_the_loop_and_the_penalty_reverses_it(gemma
         "likelihood:local/gemma-3-270m", gemma, PROMPT, [cand("A", REPETITIVE), cand("B", CLEAN)], emit=no_events
     )
     assert verdict is not None and verdict.answer == CLEAN
-    parts = outcome.verdict["components"]
-    assert (
-        parts["local/gemma-3-270m#A"]["repetition_penalty"] < 0 == parts["local/gemma-3-270m#B"]["repetition_penalty"]
-    )
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    parts = outcome.verdict.components
+    assert parts["local/gemma-3-270m#A"].repetition_penalty < 0 == parts["local/gemma-3-270m#B"].repetition_penalty
 
 
 async def test_a_truncated_candidate_loses_to_a_complete_one(gemma: LlamaBackend) -> None:
@@ -64,9 +64,11 @@ async def test_a_truncated_candidate_loses_to_a_complete_one(gemma: LlamaBackend
         emit=no_events,
     )
     assert verdict is not None and verdict.answer == CLEAN
-    assert outcome.verdict["components"]["local/gemma-3-270m#A"]["truncation_penalty"] == -1.0
-    assert outcome.verdict["components"]["local/gemma-3-270m#A"]["likelihood"] == pytest.approx(raw_cut, abs=1e-3)
-    assert raw_clean == pytest.approx(outcome.verdict["components"]["local/gemma-3-270m#B"]["likelihood"], abs=1e-3)
+    assert isinstance(outcome.verdict, LikelihoodVerdict)
+    parts = outcome.verdict.components
+    assert parts["local/gemma-3-270m#A"].truncation_penalty == -1.0
+    assert parts["local/gemma-3-270m#A"].likelihood == pytest.approx(raw_cut, abs=1e-3)
+    assert raw_clean == pytest.approx(parts["local/gemma-3-270m#B"].likelihood, abs=1e-3)
 
 
 async def test_the_greedy_sample_is_the_same_text_with_or_without_prefix_reuse(gemma: LlamaBackend) -> None:

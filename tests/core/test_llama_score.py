@@ -13,7 +13,7 @@ import pytest
 from fusion_core.backends.llama.backend import LlamaBackend, LoadSettings, local_backend
 from fusion_core.backends.llama.hardware import gpu_layers_for
 from fusion_core.config import LocalConfig, parse_config
-from tests.core.fusion_cli import fusion
+from tests.core.cli_run import fusion
 
 PROMPT = "def is_even(n):\n    "
 CANDIDATES = [

@@ -16,6 +16,7 @@ import pytest
 
 from fusion_core import Fusion, RunSettings
 from fusion_core.testing.server import TestServer
+from fusion_core.verdicts import MergeVerdict, winner_of
 from tests.conftest import TEST_KEY
 
 BLOCK_BEGIN = re.compile(r"<<<BEGIN-[0-9a-f]+ candidate [A-Z]+>>>")
@@ -73,8 +74,8 @@ async def test_survivors_fused_usage_and_cost(server: TestServer, remote_env: di
     assert by_model["mock/alpha"].usage.cost and not by_model["mock/alpha"].usage.cost_estimated
     assert by_model["mock/nocost"].usage.cost_estimated and by_model["mock/nocost"].usage.cost > 0
     verdict = result.judge.verdict  # type: ignore[union-attr]
-    assert {"consensus", "contradictions", "unique_insights", "blind_spots", "confidence"} <= set(verdict)
-    stance_models = {s["model"] for c in verdict["contradictions"] for s in c["stances"]}
+    assert isinstance(verdict, MergeVerdict)
+    stance_models = {s.model for c in verdict.contradictions for s in c.stances}
     assert stance_models <= set(by_model)  # labels were mapped back to model names
     total = sum(c.usage.cost or 0 for c in result.candidates) + (result.judge.usage.cost or 0)  # type: ignore[union-attr]
     assert result.usage.cost == pytest.approx(total)
@@ -108,7 +109,7 @@ async def test_prompt_injection_stays_inside_its_block(server: TestServer, remot
     assert len(BLOCK_BEGIN.findall(user)) == 2  # the fake delimiter did not open a third block
     assert "SYSTEM OVERRIDE" in user
     # The test judge picks the candidate containing [BEST]: still the injector's whole (escaped) block.
-    assert result.judge.verdict["winner"] == "script/injector"  # type: ignore[union-attr]
+    assert winner_of(result.judge.verdict) == "script/injector"  # type: ignore[union-attr]
     assert result.answer == attack
 
 

@@ -27,6 +27,7 @@ from fusion_core.result import Candidate, ErrorInfo, FusionResult, JudgeOutcome
 from fusion_core.secrets import MASK, Secret, register_env_keys, register_key, scrub, scrub_known
 from fusion_core.testing.server import TestServer, run_test_server
 from fusion_core.usage import Usage
+from fusion_core.verdicts import MergeVerdict
 from tests.conftest import TEST_KEY
 
 # Not shaped like any provider's key, so no pattern can catch it: only the registry can.
@@ -90,7 +91,9 @@ def test_errors_and_results_are_scrubbed_when_made() -> None:
     info = ErrorInfo(kind="internal", message=f"boom {key}", hint=f"try {key}")
     assert key not in info.message + info.hint
     candidate = Candidate(model="m", label="A", status="ok", text=f"echo {key}")
-    judge = JudgeOutcome(model="j", rationale=f"A said {key}", verdict={"notes": [f"{key}"]}, raw_replies=(key,))
+    judge = JudgeOutcome(
+        model="j", rationale=f"A said {key}", verdict=MergeVerdict(consensus=(f"{key}",)), raw_replies=(key,)
+    )
     result = FusionResult(
         mode="merge",
         status="ok",

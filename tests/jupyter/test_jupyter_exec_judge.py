@@ -6,6 +6,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_core.result import FusionResult
 from fusion_core.testing.server import TestServer
+from fusion_core.verdicts import ExecVerdict
 from fusion_jupyter.html import verdict
 
 PROMPT = 'def add(a, b):\n    """Add.\n    >>> add(2, 3)\n    5\n    """\n'
@@ -19,8 +20,9 @@ def test_exec_judge_through_the_magic(ip: InteractiveShell, server: TestServer) 
     ip.run_cell_magic("fuse", line, cell=PROMPT)
     result: FusionResult = ip.user_ns["res"]
     assert result.ok and result.answer.strip() == "return a + b"
-    runs = result.judge.verdict["execution"] if result.judge else {}
-    assert runs["script/nb-right"]["passed"] == 1 and runs["script/nb-liar"]["passed"] == 0
+    assert result.judge is not None and isinstance(result.judge.verdict, ExecVerdict)
+    runs = result.judge.verdict.execution
+    assert runs["script/nb-right"].passed == 1 and runs["script/nb-liar"].passed == 0
     # The notebook's verdict view shows the winner, the 0-10 bars and why it won.
     html = verdict(result)
     assert "script/nb-right" in html and "won on execution" in html

@@ -18,6 +18,7 @@ from fusion_core.options import RunOptions
 from fusion_core.result import FusionResult
 from fusion_core.runlog import RunLog
 from fusion_core.testing.server import TestServer
+from fusion_core.verdicts import BestOfVerdict, MergeVerdict
 from fusion_jupyter import FusionMagicError, FusionMagics, FusionOutput, interpolate
 from fusion_jupyter.magic import LAST_RESULT_NAME
 
@@ -75,12 +76,13 @@ def test_every_mode(ip: InteractiveShell, server: TestServer, mode: str) -> None
     assert result.judge is not None
     verdict = result.judge.verdict
     if mode == "best-of":
-        assert verdict["winner"] in {"mock/alpha", "mock/beta"}
-        assert set(verdict["scores"]) == {"mock/alpha", "mock/beta"}
+        assert isinstance(verdict, BestOfVerdict)
+        assert verdict.winner in {"mock/alpha", "mock/beta"}
+        assert set(verdict.scores) == {"mock/alpha", "mock/beta"}
         assert result.answer in {c.text for c in result.candidates}
     else:
         assert result.answer.startswith("Fused: ")
-        assert {"consensus", "contradictions", "unique_insights", "blind_spots", "confidence"} <= set(verdict)
+        assert isinstance(verdict, MergeVerdict) and 0.0 <= verdict.confidence <= 1.0
     if mode == "debate":
         assert len(result.rounds) == 2
         assert len(chat_requests(server, "mock/alpha")) == 2

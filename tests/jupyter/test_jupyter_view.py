@@ -13,6 +13,7 @@ from fusion_core import Fusion, RunSettings
 from fusion_core.events import CandidateDelta, CandidateFinished, CandidateStarted, JudgeFailed, RunStarted
 from fusion_core.result import FusionResult
 from fusion_core.usage import Usage
+from fusion_core.verdicts import BestOfVerdict
 from fusion_jupyter import FusionMagics
 from fusion_jupyter.view import FusionView
 
@@ -82,7 +83,8 @@ def test_merge_verdict_shows_the_analysis_and_the_chart(ip: InteractiveShell, wi
 def test_best_of_verdict_shows_the_winner_and_every_score(ip: InteractiveShell, widget_magics: FusionMagics) -> None:
     view, result = run(ip, widget_magics, "--pool mock/alpha,mock/theta --judge mock/judge --mode best-of")
     assert result.judge is not None
-    winner = result.judge.verdict["winner"]
+    assert isinstance(result.judge.verdict, BestOfVerdict)
+    winner = result.judge.verdict.winner
     verdict = unescape(view.verdict.value)
     assert f"winner: <b>{winner}</b>" in verdict
     assert "score (0–10)" in verdict and ">9<" in verdict and ">5<" in verdict

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fusion_core.result import ErrorInfo
-from fusion_core.review import Finding, MergedFinding
+from fusion_core.review import Finding, Fix, MergedFinding
 
 __all__ = ["FORMATS", "FileReview", "render"]
 
@@ -65,10 +65,18 @@ def _text(files: list[FileReview]) -> str:
                 f"  {span}: {finding.severity} [{finding.category}] {finding.message}{rules} ({_who(finding)}){where}"
             )
             if finding.fix is not None:
-                out.append("      fix: " + finding.fix.text.replace("\n", "\n           "))
+                out.append("      fix: " + _fix_text(finding.fix))
     total = sum(len(r.findings) for r in files)
     out.append(f"{total} finding{'s' if total != 1 else ''} in {len(files)} file{'s' if len(files) != 1 else ''}")
     return "\n".join(out) + "\n"
+
+
+def _fix_text(fix: Fix) -> str:
+    """The fix as it reads in a terminal; an empty replacement (ruff's unused import) deletes lines."""
+    if fix.text.strip():
+        return fix.text.replace("\n", "\n           ")
+    lines = f"line {fix.start_line}" if fix.end_line == fix.start_line else f"lines {fix.start_line}-{fix.end_line}"
+    return f"delete {lines}"
 
 
 def _json(files: list[FileReview]) -> str:

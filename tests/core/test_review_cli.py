@@ -109,6 +109,13 @@ def test_offline_default_finds_sql_injection_and_hard_coded_password(tmp_path: P
     assert password["agreement"] == [2, 2] and sql["category"] == "security"
 
 
+def test_text_output_says_a_fix_that_deletes_lines_deletes_them(tmp_path: Path) -> None:
+    (tmp_path / "unused.py").write_text("import os\n\nprint('hi')\n", encoding="utf-8")
+    done = fusion(["unused.py"], tmp_path, offline_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "F401" in done.stdout and "fix: delete line 1" in done.stdout, done.stdout
+
+
 def test_paths_respect_gitignore_and_skip_binary_generated_and_large_files(repo: Path, tmp_path: Path) -> None:
     (repo / "ignored.py").write_text("x = eval(input())\n")
     (repo / "blob.py").write_bytes(b"\0\1\2 binary")
